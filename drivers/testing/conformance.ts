@@ -1,0 +1,144 @@
+/**
+ * The conformance suite every driver's tests run (after unjs/unstorage's `testDriver`).
+ *
+ *   describeDriverConformance({ name: 'local', makeDriver, options, context, listResources, ... })
+ *
+ * It checks the contract in drivers/driver.ts against the real thing (real namespaces, the
+ * emulators), never against mocks.
+ */
+import net from 'node:net'
+import {afterAll, describe, expect, it} from 'vitest'
+import type {ClusterSpec, Driver, DriverContext, DriverOptions, Machine} from '../driver.js'
+
+export interface ConformanceHarness {
+  /** Label for the describe block. */
+  readonly name: string
+  /** A new driver object each call: the suite checks statelessness by mixing instances. */
+  makeDriver(): Driver | Promise<Driver>
+  readonly options: DriverOptions
+  readonly context: DriverContext
+  readonly cluster: ClusterSpec
+  /** Names of every resource of this driver that exists now (netns, droplets, ...), sorted. */
+  listResources(): Promise<string[]>
+  /** Host names the suite may use; each is created and removed by the suite. */
+  readonly hostNames: readonly [string, string]
+  /** A Machine for a resource that does not exist (for `state` -> 'missing'). */
+  missingMachine(): Machine
+  /** Option values that must never appear in a Machine (secrets). */
+  readonly secrets?: readonly string[]
+}
+
+/** Resolves when `host:port` accepts a TCP connection, rejects after `timeoutMs`. */
+export async function tcpReachable(host: string, port: number, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = net.connect({host, port})
+      const done = (v: boolean) => {
+        s.destroy()
+        resolve(v)
+      }
+      s.setTimeout(2000, () => done(false))
+      s.once('connect', () => done(true))
+      s.once('error', () => done(false))
+    })
+    if (ok) return
+    if (Date.now() > deadline) throw new Error(`${host}:${port} did not accept a connection within ${timeoutMs} ms`)
+    await new Promise((r) => setTimeout(r, 200))
+  }
+}
+
+export function describeDriverConformance(h: ConformanceHarness): void {
+  describe(`driver conformance: ${h.name}`, () => {
+    const created: Machine[] = []
+    let before: string[] = []
+
+    afterAll(async () => {
+      // Tear down whatever a failed test left, through the driver itself.
+      const d = await h.makeDriver()
+      for (const m of created) await d.remove(m, h.options, h.context).catch(() => undefined)
+      await d.removeCluster?.(h.cluster.name, h.options, h.context).catch(() => undefined)
+    })
+
+    it('declares its options with descriptions', async () => {
+      const d = await h.makeDriver()
+      expect(d.name).toMatch(/^[a-z0-9]+$/)
+      expect(d.description.length).toBeGreaterThan(10)
+      for (const o of d.options) {
+        expect(o.name).toMatch(/^[a-z][a-z0-9-]*$/)
+        expect(o.description.length).toBeGreaterThan(5)
+      }
+    })
+
+    it('preflight creates nothing', async () => {
+      before = await h.listResources()
+      const d = await h.makeDriver()
+      await d.preflight(h.options, h.context)
+      expect(await h.listResources()).toEqual(before)
+    })
+
+    it("state of a host that does not exist is 'missing'", async () => {
+      const d = await h.makeDriver()
+      expect(await d.state(h.missingMachine(), h.options, h.context)).toBe('missing')
+    })
+
+    it('removing a host that does not exist succeeds', async () => {
+      const d = await h.makeDriver()
+      await expect(d.remove(h.missingMachine(), h.options, h.context)).resolves.toBeUndefined()
+    })
+
+    it('create returns a reachable, serialisable machine with no secret in it', async () => {
+      const d = await h.makeDriver()
+      const [a, b] = h.hostNames
+      const ms = await Promise.all([a, b].map((name) => d.create({name, cluster: h.cluster, options: h.options}, h.context)))
+      created.push(...ms)
+      const [ma, mb] = ms as [Machine, Machine]
+      expect(ma.address).not.toBe(mb.address)
+      expect(ma.id).not.toBe(mb.id)
+      for (const m of ms) {
+        await tcpReachable(m.address, m.ssh.port)
+        const json = JSON.stringify(m)
+        expect(JSON.parse(json)).toEqual(m)
+        for (const s of h.secrets ?? []) expect(json).not.toContain(s)
+      }
+    })
+
+    it("a fresh driver object sees the hosts as 'running' (drivers are stateless)", async () => {
+      expect(created).toHaveLength(2)
+      const d = await h.makeDriver()
+      for (const m of created) expect(await d.state(m, h.options, h.context)).toBe('running')
+    })
+
+    it('optional power capabilities change the state they claim to', async () => {
+      const d = await h.makeDriver()
+      const m = created[0]
+      expect(m).toBeDefined()
+      if (d.stop && d.start) {
+        await d.stop(m!, h.options, h.context)
+        expect(await d.state(m!, h.options, h.context)).toBe('stopped')
+        const started = await d.start(m!, h.options, h.context)
+        created[0] = started
+        expect(await d.state(started, h.options, h.context)).toBe('running')
+        await tcpReachable(started.address, started.ssh.port)
+      }
+      if (d.kill && d.start) {
+        await d.kill(created[0]!, h.options, h.context)
+        expect(await d.state(created[0]!, h.options, h.context)).toBe('stopped')
+        created[0] = await d.start(created[0]!, h.options, h.context)
+        expect(await d.state(created[0]!, h.options, h.context)).toBe('running')
+      }
+    })
+
+    it("remove is idempotent and leaves the host 'missing'", async () => {
+      const d = await h.makeDriver()
+      for (const m of created) {
+        await d.remove(m, h.options, h.context)
+        await d.remove(m, h.options, h.context)
+        expect(await d.state(m, h.options, h.context)).toBe('missing')
+      }
+      created.length = 0
+      await d.removeCluster?.(h.cluster.name, h.options, h.context)
+      expect(await h.listResources()).toEqual(before)
+    })
+  })
+}
