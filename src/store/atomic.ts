@@ -1,0 +1,45 @@
+import {randomBytes} from 'node:crypto'
+import {promises as fs} from 'node:fs'
+import path from 'node:path'
+
+/**
+ * Writes `content` to `file` atomically: a temp file in the same directory (created with `mode`, so
+ * a private key is never readable by others even for an instant), fsync, rename over the target,
+ * fsync the directory. A crash leaves either the old file or the new one, never a mix and never
+ * nothing (unlike docker-machine's save, which deleted the old file before renaming).
+ */
+export async function writeFileAtomic(file: string, content: string | Buffer, mode = 0o644): Promise<void> {
+  const dir = path.dirname(file)
+  const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`)
+  const fh = await fs.open(tmp, 'wx', mode)
+  try {
+    await fh.writeFile(content)
+    await fh.chmod(mode) // the umask may have narrowed or (never) widened the mode given to open
+    await fh.sync()
+  } finally {
+    await fh.close()
+  }
+  try {
+    await fs.rename(tmp, file)
+  } catch (e) {
+    await fs.rm(tmp, {force: true})
+    throw e
+  }
+  await fsyncDir(dir)
+}
+
+/** Makes a rename or unlink in `dir` durable. */
+export async function fsyncDir(dir: string): Promise<void> {
+  const dh = await fs.open(dir, 'r')
+  try {
+    await dh.sync()
+  } finally {
+    await dh.close()
+  }
+}
+
+/** Creates `dir` (and parents) and forces its mode, which `mkdir` alone leaves to the umask. */
+export async function ensurePrivateDir(dir: string, mode = 0o700): Promise<void> {
+  await fs.mkdir(dir, {recursive: true, mode})
+  await fs.chmod(dir, mode)
+}

@@ -1,0 +1,236 @@
+import {promises as fs} from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import {ExitCode, UserError, environmentError, notFoundError} from '../errors.js'
+import {writeFileAtomic, ensurePrivateDir} from './atomic.js'
+import {Locks} from './lock.js'
+import {SCHEMA_VERSION, type HostRecord} from './types.js'
+
+/** `--store`, else `BELT_STORE`, else `~/.belt`. */
+export function defaultStoreDir(env: NodeJS.ProcessEnv = process.env): string {
+  return env.BELT_STORE || path.join(os.homedir(), '.belt')
+}
+
+/** A record file that could not be read; reported by name, never fatal for the others. */
+export interface CorruptRecord {
+  name: string
+  file: string
+  problem: string
+}
+
+/** Lines appended to `<store>/journal.jsonl`: every cloud resource id, as soon as it is known. */
+export interface JournalLine {
+  at: string
+  kind: string
+  id: string
+  host?: string
+  driver: string
+  action: 'created' | 'deleted'
+}
+
+const RECORD_FILE = /^([a-z0-9-]+)\.json$/
+
+/**
+ * The host inventory. One JSON file per host under `hosts/`, each written atomically; changes to a
+ * record happen under that record's lock; taking names happens under the store-wide `names` lock,
+ * so several `belt` processes at once never lose or corrupt a record or take a name twice.
+ */
+export class Store {
+  readonly locks: Locks
+
+  constructor(readonly dir: string) {
+    this.locks = new Locks(path.join(dir, 'locks'))
+  }
+
+  get hostsDir(): string {
+    return path.join(this.dir, 'hosts')
+  }
+  get certsDir(): string {
+    return path.join(this.dir, 'certs')
+  }
+  keysDir(cluster: string): string {
+    return path.join(this.dir, 'keys', cluster)
+  }
+  driverDir(driver: string): string {
+    return path.join(this.dir, 'drivers', driver)
+  }
+  recordFile(name: string): string {
+    return path.join(this.hostsDir, `${name}.json`)
+  }
+
+  /** Creates the directory tree with private modes. Idempotent. */
+  async init(): Promise<void> {
+    try {
+      await ensurePrivateDir(this.dir)
+      await ensurePrivateDir(this.hostsDir)
+    } catch (e) {
+      throw environmentError(
+        `cannot use the store directory ${this.dir}: ${(e as Error).message}`,
+        'E_STORE_UNUSABLE',
+        'pass --store DIR (or set BELT_STORE) to a directory you can write',
+        e,
+      )
+    }
+  }
+
+  /** Reads one record. Throws a not-found UserError when absent, a UserError naming the file when corrupt. */
+  async get(name: string): Promise<HostRecord> {
+    const r = await this.tryGet(name)
+    if (!r) throw notFoundError(`no host named ${name} in ${this.dir}`, 'E_HOST_NOT_FOUND', 'run `belt ls` to see the hosts')
+    return r
+  }
+
+  /** Reads one record, or undefined when there is none. */
+  async tryGet(name: string): Promise<HostRecord | undefined> {
+    const file = this.recordFile(name)
+    let text: string
+    try {
+      text = await fs.readFile(file, 'utf8')
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+      throw e
+    }
+    return parseRecord(file, name, text)
+  }
+
+  /** Every record, sorted by name (natural order), plus the files that could not be read. */
+  async list(): Promise<{records: HostRecord[]; corrupt: CorruptRecord[]}> {
+    let entries: string[]
+    try {
+      entries = await fs.readdir(this.hostsDir)
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return {records: [], corrupt: []}
+      throw e
+    }
+    const records: HostRecord[] = []
+    const corrupt: CorruptRecord[] = []
+    await Promise.all(
+      entries.map(async (f) => {
+        const m = RECORD_FILE.exec(f)
+        if (!m) return
+        const name = m[1]!
+        const file = path.join(this.hostsDir, f)
+        try {
+          const r = await this.tryGet(name)
+          if (r) records.push(r)
+        } catch (e) {
+          corrupt.push({name, file, problem: e instanceof UserError ? e.message : String(e)})
+        }
+      }),
+    )
+    records.sort((a, b) => naturalCompare(a.name, b.name))
+    corrupt.sort((a, b) => naturalCompare(a.name, b.name))
+    return {records, corrupt}
+  }
+
+  /**
+   * Takes names for new hosts atomically across processes. `choose` sees the names that exist now
+   * (including corrupt records, which still own their name) and returns the records to write; it
+   * may throw a UserError to refuse. Records it returns that already exist are overwritten only
+   * when `choose` says so by returning them (resuming an unfinished batch).
+   */
+  async reserve(choose: (existing: ReadonlyMap<string, HostRecord | undefined>) => HostRecord[]): Promise<HostRecord[]> {
+    await this.init()
+    return this.locks.with('names', async () => {
+      const {records, corrupt} = await this.list()
+      const existing = new Map<string, HostRecord | undefined>(records.map((r) => [r.name, r]))
+      for (const c of corrupt) existing.set(c.name, undefined)
+      const chosen = choose(existing)
+      for (const r of chosen) await this.write(r)
+      return chosen
+    })
+  }
+
+  /**
+   * Changes one record under its lock: reads the latest version, applies `mutate`, writes it
+   * atomically. Returns the new record.
+   */
+  async update(name: string, mutate: (r: HostRecord) => void | HostRecord): Promise<HostRecord> {
+    return this.locks.with(`host-${name}`, async () => {
+      const current = await this.get(name)
+      const next = mutate(current) ?? current
+      next.updatedAt = new Date().toISOString()
+      await this.write(next)
+      return next
+    })
+  }
+
+  /** Deletes one record (idempotent). */
+  async delete(name: string): Promise<void> {
+    await this.locks.with(`host-${name}`, async () => {
+      await fs.rm(this.recordFile(name), {force: true})
+    })
+  }
+
+  /** Appends a resource line to the journal (O_APPEND writes of one line are atomic on Linux). */
+  async journal(line: Omit<JournalLine, 'at'>): Promise<void> {
+    await this.init()
+    const fh = await fs.open(path.join(this.dir, 'journal.jsonl'), 'a', 0o600)
+    try {
+      await fh.write(JSON.stringify({at: new Date().toISOString(), ...line}) + '\n')
+      await fh.sync()
+    } finally {
+      await fh.close()
+    }
+  }
+
+  private async write(r: HostRecord): Promise<void> {
+    await writeFileAtomic(this.recordFile(r.name), JSON.stringify(r, null, 2) + '\n', 0o600)
+  }
+}
+
+/** Parses and migrates a record file; every problem becomes a UserError naming the file. */
+export function parseRecord(file: string, name: string, text: string): HostRecord {
+  const bad = (why: string) =>
+    new UserError(`host record ${file} is unreadable: ${why}`, {
+      code: 'E_RECORD_CORRUPT',
+      exit: ExitCode.environment,
+      hint: `repair the file, or move it out of ${path.dirname(file)} to forget host ${name} (its cloud resources are listed in journal.jsonl)`,
+    })
+  let data: unknown
+  try {
+    data = JSON.parse(text)
+  } catch (e) {
+    throw bad((e as Error).message)
+  }
+  if (typeof data !== 'object' || data === null || Array.isArray(data)) throw bad('not a JSON object')
+  const r = data as Partial<HostRecord>
+  if (typeof r.schemaVersion !== 'number') throw bad('no schemaVersion')
+  if (r.schemaVersion > SCHEMA_VERSION)
+    throw new UserError(`host record ${file} has schema version ${r.schemaVersion}, newer than this belt understands (${SCHEMA_VERSION})`, {
+      code: 'E_RECORD_TOO_NEW',
+      exit: ExitCode.environment,
+      hint: 'upgrade belt',
+    })
+  if (r.name !== name) throw bad(`its name field is ${JSON.stringify(r.name)}, not ${JSON.stringify(name)}`)
+  if (typeof r.driver !== 'string' || typeof r.phase !== 'string') throw bad('driver or phase missing')
+  return migrate(r as HostRecord)
+}
+
+/** Upgrades older record shapes in memory; the next write saves the new shape. */
+function migrate(r: HostRecord): HostRecord {
+  // Version 1 is the first; future versions add steps here (v1 -> v2 -> ...).
+  r.resources ??= []
+  r.times ??= {}
+  r.driverOptions ??= {}
+  return r
+}
+
+/** `node2` < `node10`. */
+export function naturalCompare(a: string, b: string): number {
+  return a.localeCompare(b, 'en', {numeric: true})
+}
+
+/** A new record for a reserved name. */
+export function newRecord(fields: {name: string; cluster: string; driver: string; driverOptions: Record<string, string>}): HostRecord {
+  const now = new Date().toISOString()
+  return {
+    schemaVersion: SCHEMA_VERSION,
+    ...fields,
+    phase: 'reserved',
+    resources: [],
+    times: {},
+    createdAt: now,
+    updatedAt: now,
+  }
+}

@@ -1,0 +1,55 @@
+import type {Machine} from '../../drivers/driver.js'
+
+/** Bumped whenever the on-disk shape of a host record changes; see migrate() in store.ts. */
+export const SCHEMA_VERSION = 1
+
+/**
+ * Where a host is in its life. Each batch phase persists its state before and after the risky
+ * step, so a command run again resumes where it stopped.
+ */
+export type HostPhase =
+  | 'reserved' // name taken, nothing created yet
+  | 'creating' // driver.create in flight: resources may exist (see `resources`)
+  | 'created' // machine reachable over SSH
+  | 'bootstrapping'
+  | 'bootstrapped' // engine answers over mutual TLS
+  | 'removing'
+  | 'error' // the last step failed; `error` says which and why
+
+/** Timestamps of one host's way through a batch (ISO-8601), for `belt report`. */
+export interface PhaseTimes {
+  createRequested?: string
+  addressKnown?: string
+  sshUp?: string
+  engineReady?: string
+  joined?: string
+}
+
+/** A cloud resource the driver reported for this host, kept until the host's record is deleted. */
+export interface ResourceRef {
+  kind: string
+  id: string
+  at: string
+}
+
+/** One host, as saved in `<store>/hosts/<name>.json`. Never contains a secret. */
+export interface HostRecord {
+  schemaVersion: number
+  name: string
+  cluster: string
+  driver: string
+  /** Non-secret driver options the host was created with (secrets come from flags/env each time). */
+  driverOptions: Record<string, string>
+  phase: HostPhase
+  machine?: Machine
+  /** Pinned SSH host keys, `type base64`. Set at creation (from the driver) or on first contact. */
+  hostKeys?: string[]
+  resources: ResourceRef[]
+  error?: {phase: HostPhase; message: string; at: string}
+  times: PhaseTimes
+  /** Engine and swarm details, filled by later phases. */
+  engine?: Record<string, unknown>
+  swarm?: Record<string, unknown>
+  createdAt: string
+  updatedAt: string
+}
