@@ -9,6 +9,8 @@ export interface DriverEntry {
   readonly name: string
   readonly description: string
   readonly options: readonly DriverOption[]
+  /** How many creates run at once by default: what the backend sustains (measured, not guessed). */
+  readonly createConcurrency: number
   load(): Promise<Driver>
 }
 
@@ -17,11 +19,16 @@ export const drivers: readonly DriverEntry[] = [
     name: 'local',
     description: localDescription,
     options: localOptions,
+    // sshd-only local hosts start at ~7/s on 2 cores with 8-16 in flight (shared/notes/local-hosts.md §4).
+    createConcurrency: 8,
     load: async () => (await import('./local/index.js')).createLocalDriver(),
   },
 ]
 
 export const driverNames = (): string[] => drivers.map((d) => d.name)
+
+/** How services find a driver by name; tests pass a lookup that returns fakes. */
+export type DriverLookup = (name: string) => DriverEntry | undefined
 
 export function findDriver(name: string): DriverEntry | undefined {
   return drivers.find((d) => d.name === name)

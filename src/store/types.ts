@@ -45,6 +45,8 @@ export interface HostRecord {
   /** Pinned SSH host keys, `type base64`. Set at creation (from the driver) or on first contact. */
   hostKeys?: string[]
   resources: ResourceRef[]
+  /** The belt process working on this host right now; a live owner means "hands off". */
+  owner?: {pid: number; since: string}
   error?: {phase: HostPhase; message: string; at: string}
   times: PhaseTimes
   /** Engine and swarm details, filled by later phases. */

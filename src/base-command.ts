@@ -1,0 +1,93 @@
+import {Command, Flags, Interfaces, Errors} from '@oclif/core'
+import {ExitCode, PartialFailure, UserError, oneLine} from './errors.js'
+import {Store, defaultStoreDir} from './store/store.js'
+
+export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof BaseCommand)['baseFlags'] & T['flags']>
+export type BaseArgs<T extends typeof Command> = Interfaces.InferredArgs<T['args']>
+
+/**
+ * Every belt command: shared flags, the composition root (the store), and the one place where
+ * errors become output and exit codes (README: "Exit codes").
+ */
+export abstract class BaseCommand<T extends typeof Command> extends Command {
+  static override baseFlags = {
+    store: Flags.string({
+      description: 'directory of the host inventory, certificates and keys [default: ~/.belt]',
+      env: 'BELT_STORE',
+      helpGroup: 'GLOBAL',
+    }),
+  }
+
+  protected flags!: BaseFlags<T>
+  protected args!: BaseArgs<T>
+  /** All positional arguments, for variadic commands (`strict = false`). */
+  protected positional: string[] = []
+
+  override async init(): Promise<void> {
+    await super.init()
+    const {args, flags, argv} = await this.parse({
+      flags: this.ctor.flags,
+      baseFlags: (super.ctor as typeof BaseCommand).baseFlags,
+      enableJsonFlag: this.ctor.enableJsonFlag,
+      args: this.ctor.args,
+      strict: this.ctor.strict,
+    })
+    this.flags = flags as BaseFlags<T>
+    this.args = args as BaseArgs<T>
+    this.positional = argv as string[]
+  }
+
+  /** The store named by --store / BELT_STORE / ~/.belt. */
+  protected openStore(): Store {
+    return new Store(this.flags.store ?? defaultStoreDir())
+  }
+
+  /** Progress and warnings for humans go to stderr; stdout is for data. */
+  protected note(message: string): void {
+    process.stderr.write(message + '\n')
+  }
+
+  override async catch(err: Error & {exitCode?: number; oclif?: {exit?: number}}): Promise<void> {
+    const json = this.jsonEnabled()
+    let code: number
+    let line: string
+    let body: Record<string, unknown>
+    if (err instanceof UserError) {
+      code = err.exit
+      line = err.hint ? `Error: ${err.message}. ${capitalize(err.hint)}.` : `Error: ${err.message}.`
+      body = {code: err.code, message: err.message, hint: err.hint}
+    } else if (err instanceof PartialFailure) {
+      // The command already rendered the per-host results; only the closing line is left.
+      code = err.exit
+      line = `Error: ${err.message}` + (err.retryCommand ? `\nRetry only those with: ${err.retryCommand}` : '')
+      body = {code: 'E_PARTIAL', message: err.message, result: err.result, retry: err.retryCommand}
+    } else if (err instanceof Errors.ExitError) {
+      process.exitCode = err.oclif.exit
+      return
+    } else if (err instanceof Errors.CLIError && !(err as {skipOclifErrorHandling?: boolean}).skipOclifErrorHandling) {
+      // Parsing errors (unknown flag, missing argument, bad option value): usage, no stack.
+      code = err.oclif?.exit === undefined || err.oclif.exit === 1 ? ExitCode.usage : err.oclif.exit
+      line = `Error: ${oneLine(err)} (see: belt ${(this.id ?? '').replaceAll(':', ' ')} --help)`
+      body = {code: 'E_USAGE', message: oneLine(err)}
+    } else if ((err as {name?: string}).name === 'ExitPromptError' || (err as {name?: string}).name === 'AbortPromptError') {
+      code = ExitCode.interrupted
+      line = 'Interrupted.'
+      body = {code: 'E_INTERRUPTED', message: 'interrupted'}
+    } else {
+      code = ExitCode.bug
+      line = `Error: ${err.message}\n${err.stack ?? ''}\nThis is a bug in belt: please report it with the command you ran.`
+      body = {code: 'E_BUG', message: err.message}
+    }
+    process.exitCode = code
+    if (json) process.stdout.write(JSON.stringify({error: body}, null, 2) + '\n')
+    process.stderr.write(line + '\n')
+  }
+}
+
+const capitalize = (s: string) => s.charAt(0).toUpperCase() + s.slice(1)
+
+/** True when a human can answer a prompt: stdin and stderr are terminals and CI is not set. */
+export function canPrompt(env: NodeJS.ProcessEnv = process.env): boolean {
+  const ci = env.CI !== undefined && env.CI !== '' && env.CI !== '0' && env.CI.toLowerCase() !== 'false'
+  return Boolean(process.stdin.isTTY && process.stderr.isTTY) && !ci
+}

@@ -1,0 +1,99 @@
+import {Args, Flags, type Interfaces} from '@oclif/core'
+import {input, password, select} from '@inquirer/prompts'
+import {drivers, findDriver, flagName} from '../../drivers/registry.js'
+import {BaseCommand, canPrompt} from '../base-command.js'
+import {usageError} from '../errors.js'
+import {createHosts} from '../services/create-hosts.js'
+import {resolveDriverOptions} from '../services/driver-context.js'
+import {finishBatch} from '../ui/batch.js'
+import {LineReporter} from '../ui/reporter.js'
+
+/** `--<driver>-<option>` for every driver's options, each with its env var, grouped by driver in help. */
+function driverFlags() {
+  const flags: Record<string, Interfaces.OptionFlag<string | undefined>> = {}
+  for (const d of drivers)
+    for (const o of d.options)
+      flags[flagName(d.name, o.name)] = Flags.string({
+        multiple: false,
+        description: o.description + (o.default !== undefined ? ` [default: ${o.default}]` : ''),
+        env: o.env,
+        options: o.choices ? [...o.choices] : undefined,
+        helpGroup: d.name.toUpperCase(),
+      })
+  return flags
+}
+
+export default class Create extends BaseCommand<typeof Create> {
+  static override summary = 'Create hosts through a driver'
+  static override description = `Names are DNS labels; patterns expand: node[1:300] is node1..node300, node[001:300] pads to three digits. With --count N, names continue after the existing --prefix hosts. Existing names are refused before anything is created; hosts a failed or interrupted run never created are created again.`
+  static override examples = [
+    '<%= config.bin %> create --driver local node[1:5]',
+    '<%= config.bin %> create --driver local --count 20',
+    '<%= config.bin %> create --driver local --count 3 --prefix web',
+  ]
+  static override strict = false
+  static override enableJsonFlag = true
+  static override args = {
+    names: Args.string({description: 'host names or patterns such as node[1:5]', required: false}),
+  }
+  static override flags = {
+    driver: Flags.string({char: 'd', description: 'driver that creates the hosts', env: 'BELT_DRIVER', options: drivers.map((d) => d.name)}),
+    count: Flags.integer({char: 'n', description: 'create N hosts named <prefix><number>, numbered after the existing ones', min: 1}),
+    prefix: Flags.string({description: 'name prefix for --count', default: 'node'}),
+    cluster: Flags.string({description: 'cluster the hosts belong to (shared SSH key and cloud resources)', default: 'default', env: 'BELT_CLUSTER'}),
+    concurrency: Flags.integer({char: 'c', description: 'hosts created at once [default: per driver, local 8]', min: 1}),
+    ...driverFlags(),
+  }
+
+  async run() {
+    const patterns = this.positional
+    if (this.flags.count !== undefined && patterns.length > 0)
+      throw usageError('give host names or --count, not both', 'E_NAMES_AND_COUNT')
+    if (this.flags.count === undefined && patterns.length === 0)
+      throw usageError('no hosts to create', 'E_NO_NAMES', 'name them (belt create --driver local node[1:3]) or pass --count N')
+
+    const entry = findDriver(await this.chooseDriver())!
+    const given: Record<string, string | undefined> = {}
+    for (const o of entry.options) given[o.name] = (this.flags as Record<string, unknown>)[flagName(entry.name, o.name)] as string | undefined
+    let {options, persistable, missing} = resolveDriverOptions(entry, given)
+    if (missing.length > 0) {
+      if (!canPrompt()) {
+        const o = entry.options.find((x) => x.name === missing[0])!
+        throw usageError(`missing --${flagName(entry.name, o.name)}${o.env ? ` (or ${o.env})` : ''}`, 'E_MISSING_OPTION', o.description)
+      }
+      for (const name of missing) {
+        const o = entry.options.find((x) => x.name === name)!
+        const message = `${o.description} (--${flagName(entry.name, o.name)})`
+        given[name] = o.choices ? await select({message, choices: o.choices.map((c) => ({value: c}))}) : o.secret ? await password({message, mask: '*'}) : await input({message, required: true})
+      }
+      ;({options, persistable} = resolveDriverOptions(entry, given))
+    }
+
+    const startedAt = Date.now()
+    const store = this.openStore()
+    const outcomes = await createHosts({
+      store,
+      driver: entry,
+      options,
+      persistable,
+      selection: this.flags.count !== undefined ? {count: this.flags.count, prefix: this.flags.prefix} : {patterns},
+      cluster: this.flags.cluster,
+      concurrency: this.flags.concurrency ?? entry.createConcurrency,
+      reporter: new LineReporter(),
+    })
+    const storeFlag = this.flags.store ? ` --store ${this.flags.store}` : ''
+    return finishBatch(outcomes, {
+      verb: 'created',
+      startedAt,
+      retry: (failed) => `belt create --driver ${entry.name}${storeFlag} ${failed.join(' ')}`,
+    })
+  }
+
+  /** --driver, else a prompt on a terminal, else a usage error naming the flag. */
+  private async chooseDriver(): Promise<string> {
+    if (this.flags.driver) return this.flags.driver
+    if (!canPrompt())
+      throw usageError(`missing --driver: choose one of ${drivers.map((d) => d.name).join(', ')}`, 'E_MISSING_DRIVER', 'e.g. belt create --driver local node1')
+    return select({message: 'Driver', choices: drivers.map((d) => ({value: d.name, description: d.description}))})
+  }
+}

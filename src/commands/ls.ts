@@ -1,0 +1,32 @@
+import {Flags} from '@oclif/core'
+import {BaseCommand} from '../base-command.js'
+import {listHosts, parseFilters, type HostView} from '../services/list-hosts.js'
+import {renderTable} from '../ui/table.js'
+
+export default class Ls extends BaseCommand<typeof Ls> {
+  static override summary = 'List hosts with their live state'
+  static override description = 'STATE is asked of each driver (Running, Stopped, Missing, ...) for created hosts; hosts that were never created show their last phase (Reserved, Creating, Error). Unreadable records are listed with the file to repair.'
+  static override examples = ['<%= config.bin %> ls', '<%= config.bin %> ls --filter driver=local --filter state=running', '<%= config.bin %> ls -q', '<%= config.bin %> ls --json']
+  static override enableJsonFlag = true
+  static override flags = {
+    filter: Flags.string({char: 'f', description: 'keep hosts matching KEY=VALUE (driver, state, name glob, cluster); repeatable', multiple: true, default: []}),
+    quiet: Flags.boolean({char: 'q', description: 'print host names only'}),
+  }
+
+  async run(): Promise<HostView[]> {
+    const filters = parseFilters(this.flags.filter)
+    const store = this.openStore()
+    const {hosts, corrupt} = await listHosts(store)
+    const shown = hosts.filter((h) => filters.every((f) => f(h)))
+    for (const c of corrupt) this.note(`Warning: ${c.problem}`)
+    if (this.jsonEnabled()) return shown
+    if (this.flags.quiet) {
+      process.stdout.write(shown.map((h) => h.name + '\n').join(''))
+      return shown
+    }
+    const rows = shown.map((h) => [h.name, h.driver, h.state, h.url ?? (h.address ? `ssh://${h.address}` : ''), h.swarm ?? '', h.errors.join('; ')])
+    for (const c of corrupt) rows.push([c.name, '', 'Corrupt', '', '', c.file])
+    process.stdout.write(renderTable(['NAME', 'DRIVER', 'STATE', 'URL', 'SWARM', 'ERRORS'], rows))
+    return shown
+  }
+}

@@ -1,0 +1,41 @@
+import {Flags} from '@oclif/core'
+import {confirm} from '@inquirer/prompts'
+import {BaseCommand, canPrompt} from '../base-command.js'
+import {usageError} from '../errors.js'
+import {summarizeNames} from '../names.js'
+import {removeHosts} from '../services/remove-hosts.js'
+import {selectHosts} from '../services/select-hosts.js'
+import {finishBatch} from '../ui/batch.js'
+import {LineReporter} from '../ui/reporter.js'
+
+export default class Rm extends BaseCommand<typeof Rm> {
+  static override summary = 'Remove hosts: their cloud resources, then their records'
+  static override description = 'Every name must exist (nothing is removed otherwise). On a terminal it asks first; scripts pass -y.'
+  static override examples = ['<%= config.bin %> rm node3', '<%= config.bin %> rm -y node[1:5]', "<%= config.bin %> rm -y 'node*'", '<%= config.bin %> rm -y --force node4']
+  static override strict = false
+  static override enableJsonFlag = true
+  static override flags = {
+    yes: Flags.boolean({char: 'y', description: 'do not ask for confirmation'}),
+    force: Flags.boolean({char: 'f', description: "remove the record even when the driver cannot remove the resource (it is already gone)"}),
+    concurrency: Flags.integer({char: 'c', description: 'hosts removed at once', default: 16, min: 1}),
+  }
+
+  async run() {
+    const store = this.openStore()
+    const hosts = await selectHosts(store, this.positional)
+    const names = hosts.map((h) => h.name)
+    if (!this.flags.yes) {
+      if (!canPrompt())
+        throw usageError(`refusing to remove ${summarizeNames(names)} without confirmation`, 'E_CONFIRM', 'pass -y to remove without asking')
+      const ok = await confirm({message: `Remove ${hosts.length} host${hosts.length === 1 ? '' : 's'} (${summarizeNames(names)})? This destroys them.`, default: false})
+      if (!ok) {
+        this.note('Nothing removed.')
+        return []
+      }
+    }
+    const startedAt = Date.now()
+    const outcomes = await removeHosts({store, hosts, force: this.flags.force, concurrency: this.flags.concurrency, reporter: new LineReporter()})
+    const storeFlag = this.flags.store ? ` --store ${this.flags.store}` : ''
+    return finishBatch(outcomes, {verb: 'removed', startedAt, retry: (failed) => `belt rm -y${storeFlag} ${failed.join(' ')}`})
+  }
+}

@@ -1,0 +1,19 @@
+import {Args} from '@oclif/core'
+import {BaseCommand} from '../base-command.js'
+import {liveState} from '../services/list-hosts.js'
+
+export default class Status extends BaseCommand<typeof Status> {
+  static override summary = "Print a host's live state (Running, Stopped, Missing, ...)"
+  static override examples = ['<%= config.bin %> status node1']
+  static override enableJsonFlag = true
+  static override args = {name: Args.string({description: 'host name', required: true})}
+
+  async run(): Promise<{name: string; state: string; error?: string}> {
+    const store = this.openStore()
+    const r = await store.get(this.args.name)
+    const {state, error} = await liveState(store, r)
+    const shown = state.charAt(0).toUpperCase() + state.slice(1)
+    if (!this.jsonEnabled()) process.stdout.write(shown + (error ? ` (${error})` : '') + '\n')
+    return {name: r.name, state: shown, error}
+  }
+}

@@ -1,0 +1,27 @@
+import {Flags} from '@oclif/core'
+import type {PowerAction} from '../drivers/driver.js'
+import {BaseCommand} from './base-command.js'
+import {powerHosts} from './services/power.js'
+import {selectHosts} from './services/select-hosts.js'
+import {finishBatch} from './ui/batch.js'
+import {LineReporter} from './ui/reporter.js'
+
+/** start, stop, restart and kill: the same command over a driver's optional capability. */
+export abstract class PowerCommand extends BaseCommand<typeof PowerCommand> {
+  static override strict = false
+  static override enableJsonFlag = true
+  static override flags = {
+    concurrency: Flags.integer({char: 'c', description: 'hosts handled at once', default: 16, min: 1}),
+  }
+  protected abstract readonly action: PowerAction
+
+  async run() {
+    const store = this.openStore()
+    const hosts = await selectHosts(store, this.positional)
+    const startedAt = Date.now()
+    const outcomes = await powerHosts({store, hosts, action: this.action, concurrency: this.flags.concurrency, reporter: new LineReporter()})
+    const storeFlag = this.flags.store ? ` --store ${this.flags.store}` : ''
+    const past = {start: 'started', stop: 'stopped', restart: 'restarted', kill: 'killed'}[this.action]
+    return finishBatch(outcomes, {verb: past, startedAt, retry: (failed) => `belt ${this.action}${storeFlag} ${failed.join(' ')}`})
+  }
+}

@@ -1,0 +1,143 @@
+import type {Driver, DriverOptions, Machine} from '../../drivers/driver.js'
+import type {DriverEntry} from '../../drivers/registry.js'
+import {oneLine, usageError} from '../errors.js'
+import {expandNames, nextNames, summarizeNames} from '../names.js'
+import {mapSettled} from '../scheduler/pool.js'
+import {newRecord, type Store} from '../store/store.js'
+import type {HostRecord} from '../store/types.js'
+import {seconds, type Reporter} from '../ui/reporter.js'
+import {ensureClusterKey} from './cluster-key.js'
+import {driverContext} from './driver-context.js'
+
+/** Which hosts to create: explicit names/patterns, or `--count N --prefix P`. */
+export type HostSelection = {patterns: readonly string[]} | {count: number; prefix: string}
+
+export interface CreateHostsRequest {
+  store: Store
+  driver: DriverEntry
+  options: DriverOptions
+  /** Non-secret options, saved in each record. */
+  persistable: Record<string, string>
+  selection: HostSelection
+  cluster: string
+  concurrency: number
+  reporter: Reporter
+  signal?: AbortSignal
+}
+
+/** One host's outcome. A batch reports every host; failed ones carry the error. */
+export interface HostOutcome {
+  name: string
+  ok: boolean
+  phase: HostRecord['phase']
+  address?: string
+  error?: string
+  /** Milliseconds from create requested to SSH port open. */
+  ms?: number
+}
+
+/** True when a belt process with this PID is alive (on this machine). */
+function ownerAlive(r: HostRecord): boolean {
+  if (!r.owner || r.owner.pid === process.pid) return false
+  try {
+    process.kill(r.owner.pid, 0)
+    return true
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}
+
+/**
+ * A record that an interrupted or failed earlier run left before any resource existed: creating it
+ * again resumes that run instead of refusing the name.
+ */
+export function isResumable(r: HostRecord, driver: string): boolean {
+  return r.driver === driver && !r.machine && r.resources.length === 0 && (r.phase === 'reserved' || r.phase === 'error' || r.phase === 'creating') && !ownerAlive(r)
+}
+
+/**
+ * Creates hosts through a driver: preflight once, the cluster key once, names reserved atomically,
+ * then a bounded pool of `driver.create` calls, each persisted before and after. Resolves with every
+ * host's outcome (a failure never hides the others); rejects only for problems found before any
+ * host was touched (bad names, existing names, preflight).
+ */
+export async function createHosts(req: CreateHostsRequest): Promise<HostOutcome[]> {
+  const {store, reporter} = req
+  const names = 'patterns' in req.selection ? expandNames(req.selection.patterns) : undefined
+  if (names && names.length === 0) throw usageError('no host names given', 'E_NO_NAMES', 'name hosts (node[1:5]) or pass --count N')
+
+  await store.init()
+  // Names are checked against the store before anything else (no API call for a typo), and again
+  // atomically when they are reserved, in case another belt process took one meanwhile.
+  const plan = (existing: ReadonlyMap<string, HostRecord | undefined>): HostRecord[] => {
+    const chosen = names ?? nextNames((req.selection as {prefix: string}).prefix, (req.selection as {count: number}).count, existing.keys())
+    const taken: string[] = []
+    const out: HostRecord[] = []
+    for (const name of chosen) {
+      if (!existing.has(name)) {
+        out.push(newRecord({name, cluster: req.cluster, driver: req.driver.name, driverOptions: req.persistable}))
+        continue
+      }
+      const r = existing.get(name)
+      if (r && isResumable(r, req.driver.name)) out.push({...r, phase: 'reserved', error: undefined, driverOptions: req.persistable})
+      else taken.push(name)
+    }
+    if (taken.length > 0)
+      throw usageError(
+        `${summarizeNames(taken)} already ${taken.length === 1 ? 'exists' : 'exist'} in ${store.dir}`,
+        'E_NAME_EXISTS',
+        `choose other names, or remove ${taken.length === 1 ? 'it' : 'them'} first with: belt rm ${taken.join(' ')}`,
+      )
+    return out
+  }
+  const {records: current, corrupt} = await store.list()
+  const existing = new Map<string, HostRecord | undefined>(current.map((r) => [r.name, r]))
+  for (const c of corrupt) existing.set(c.name, undefined)
+  plan(existing)
+
+  const ctx = await driverContext(store, req.driver.name, reporter, {signal: req.signal})
+  const driver = await req.driver.load()
+  await driver.preflight(req.options, ctx)
+  const key = await ensureClusterKey(store, req.cluster)
+  const records = await store.reserve(plan)
+
+  reporter.info(`Creating ${records.length} host${records.length === 1 ? '' : 's'} with the ${req.driver.name} driver (${req.concurrency} at a time)`)
+  const settled = await mapSettled(records, (r) => createOne(req, driver, key.publicKey, r), {concurrency: req.concurrency, signal: req.signal})
+  return settled.map((s) => (s.ok ? s.value : {name: s.item.name, ok: false, phase: 'error', error: oneLine(s.error)}))
+}
+
+async function createOne(req: CreateHostsRequest, driver: Driver, publicKey: string, record: HostRecord): Promise<HostOutcome> {
+  const {store, reporter} = req
+  const name = record.name
+  const t0 = Date.now()
+  await store.update(name, (r) => {
+    r.phase = 'creating'
+    r.owner = {pid: process.pid, since: new Date().toISOString()}
+    r.times.createRequested = new Date().toISOString()
+  })
+  const ctx = await driverContext(store, req.driver.name, reporter, {host: name, signal: req.signal})
+  let machine: Machine
+  try {
+    machine = await driver.create({name, cluster: {name: req.cluster, sshPublicKey: publicKey}, options: req.options}, ctx)
+  } catch (e) {
+    const message = oneLine(e)
+    await store.update(name, (r) => {
+      r.phase = 'error'
+      r.owner = undefined
+      r.error = {phase: 'creating', message, at: new Date().toISOString()}
+    })
+    reporter.host(name, `create failed: ${message}`)
+    throw e
+  }
+  const ms = Date.now() - t0
+  await store.update(name, (r) => {
+    const now = new Date().toISOString()
+    r.phase = 'created'
+    r.owner = undefined
+    r.machine = machine
+    if (machine.hostKeys?.length) r.hostKeys = [...machine.hostKeys]
+    r.times.addressKnown = now
+  })
+  reporter.host(name, `created at ${machine.address} (${seconds(ms)})`)
+  return {name, ok: true, phase: 'created', address: machine.address, ms}
+}

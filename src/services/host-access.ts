@@ -1,0 +1,45 @@
+import path from 'node:path'
+import {ExitCode, UserError, environmentError} from '../errors.js'
+import {connect, waitForSsh, type SshRemote} from '../ssh/ssh2-remote.js'
+import type {Store} from '../store/store.js'
+import type {HostRecord} from '../store/types.js'
+import {readClusterKey} from './cluster-key.js'
+
+/** The cluster key for a host's record; an environment error when it is gone. */
+async function clusterPrivateKey(store: Store, r: HostRecord): Promise<string> {
+  const file = path.join(store.keysDir(r.cluster), 'id_ed25519')
+  const key = await readClusterKey(file)
+  if (!key) throw environmentError(`the SSH key of cluster ${r.cluster} is missing (${file})`, 'E_KEY_MISSING', 'restore it from a backup of the store; without it belt cannot log in to the hosts')
+  return key.privateKey
+}
+
+export interface OpenHostOptions {
+  /** Wait (with backoff) up to this long for SSH to answer; 0 = one attempt. */
+  waitMs?: number
+  signal?: AbortSignal
+}
+
+/**
+ * One SSH connection to a host, with its host key pinned: the key recorded at creation (or at first
+ * contact, which records it) must match, `belt ssh` included.
+ */
+export async function openHost(store: Store, r: HostRecord, opts: OpenHostOptions = {}): Promise<SshRemote> {
+  if (!r.machine)
+    throw new UserError(`${r.name} has no machine yet (its state is ${r.phase})`, {code: 'E_NOT_CREATED', exit: ExitCode.environment, hint: `create it with belt create --driver ${r.driver} ${r.name}`})
+  const m = r.machine
+  const options = {
+    host: m.address,
+    port: m.ssh.port,
+    username: m.ssh.user,
+    privateKey: await clusterPrivateKey(store, r),
+    hostName: r.name,
+    knownHostKeys: r.hostKeys ? [...r.hostKeys] : [],
+    onFirstContact: async (key: string) => {
+      await store.update(r.name, (x) => {
+        x.hostKeys = [key]
+      })
+    },
+    signal: opts.signal,
+  }
+  return opts.waitMs ? waitForSsh(options, {timeoutMs: opts.waitMs, signal: opts.signal}) : connect(options)
+}

@@ -1,0 +1,212 @@
+import {mkdtemp, rm, stat} from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
+import {afterEach, beforeEach, describe, expect, it} from 'vitest'
+import {UserError} from '../../src/errors.js'
+import {createHosts, type CreateHostsRequest} from '../../src/services/create-hosts.js'
+import {resolveDriverOptions} from '../../src/services/driver-context.js'
+import {listHosts} from '../../src/services/list-hosts.js'
+import {powerHosts} from '../../src/services/power.js'
+import {removeHosts} from '../../src/services/remove-hosts.js'
+import {selectHosts} from '../../src/services/select-hosts.js'
+import {Store} from '../../src/store/store.js'
+import {silentReporter} from '../../src/ui/reporter.js'
+import {FakeDriver, fakeRegistry} from '../fakes/fake-driver.js'
+
+let dir: string
+let store: Store
+let fake: FakeDriver
+let reg: ReturnType<typeof fakeRegistry>
+
+beforeEach(async () => {
+  dir = await mkdtemp(path.join(os.tmpdir(), 'belt-svc-'))
+  store = new Store(path.join(dir, 'store'))
+  fake = new FakeDriver()
+  reg = fakeRegistry(fake)
+})
+afterEach(async () => {
+  await rm(dir, {recursive: true, force: true})
+})
+
+const create = (selection: CreateHostsRequest['selection'], extra: Partial<CreateHostsRequest> = {}) =>
+  createHosts({
+    store,
+    driver: reg.entry,
+    options: {token: 'sekrit-token', size: 's1'},
+    persistable: {size: 's1'},
+    selection,
+    cluster: 'default',
+    concurrency: 3,
+    reporter: silentReporter,
+    ...extra,
+  })
+
+describe('createHosts', () => {
+  it('creates every host through a bounded pool, preflights once, records machines and pinned keys', async () => {
+    const out = await create({patterns: ['node[1:7]']})
+    expect(out.map((o) => o.ok)).toEqual(Array(7).fill(true))
+    expect(fake.calls.filter((c) => c === 'preflight')).toHaveLength(1)
+    expect(fake.peakInFlight).toBeLessThanOrEqual(3)
+    const r = await store.get('node4')
+    expect(r.phase).toBe('created')
+    expect(r.machine?.address).toMatch(/^192\.0\.2\./)
+    expect(r.hostKeys?.[0]).toMatch(/^ssh-ed25519 AAAAfake/)
+    expect(r.owner).toBeUndefined()
+    expect(r.resources.map((x) => x.kind)).toEqual(['fake-vm'])
+    expect(r.times.createRequested).toBeDefined()
+  })
+
+  it('never writes a secret option to the store', async () => {
+    await create({patterns: ['node1']})
+    const text = JSON.stringify(await store.get('node1'))
+    expect(text).not.toContain('sekrit-token')
+    expect(text).toContain('"size":"s1"')
+  })
+
+  it('creates the cluster SSH key once, private at 0600', async () => {
+    await create({patterns: ['a1']})
+    await create({patterns: ['a2']})
+    const key = path.join(store.keysDir('default'), 'id_ed25519')
+    expect((await stat(key)).mode & 0o777).toBe(0o600)
+    expect((await stat(path.dirname(key))).mode & 0o777).toBe(0o700)
+  })
+
+  it('reports a failed host without hiding the others, and keeps its error in the record', async () => {
+    fake.failCreate.add('node2')
+    const out = await create({patterns: ['node[1:3]']})
+    expect(out.map((o) => [o.name, o.ok])).toEqual([
+      ['node1', true],
+      ['node2', false],
+      ['node3', true],
+    ])
+    expect(out[1]!.error).toMatch(/quota exceeded for node2/)
+    const r = await store.get('node2')
+    expect(r.phase).toBe('error')
+    expect(r.error?.message).toMatch(/quota exceeded/)
+    expect(r.resources).toEqual([]) // the driver cleaned up and journaled the deletion
+  })
+
+  it('resumes a failed host on the next run instead of refusing its name', async () => {
+    fake.failCreate.add('node2')
+    await create({patterns: ['node[1:2]']})
+    fake.failCreate.clear()
+    await expect(create({patterns: ['node[1:2]']})).rejects.toThrow(/node1 already exists/)
+    const out = await create({patterns: ['node2']})
+    expect(out[0]!.ok).toBe(true)
+    expect((await store.get('node2')).phase).toBe('created')
+  })
+
+  it('refuses existing names before touching the driver', async () => {
+    await create({patterns: ['node[1:2]']})
+    fake.forbidCalls = true
+    fake.calls.length = 0
+    const err = await create({patterns: ['node2', 'node3']}).catch((e) => e)
+    expect(err).toBeInstanceOf(UserError)
+    expect(err.message).toMatch(/node2 already exists/)
+    expect(err.hint).toMatch(/belt rm node2/)
+    expect(fake.calls).toEqual([])
+    expect(await store.tryGet('node3')).toBeUndefined()
+  })
+
+  it('refuses a bad pattern before any driver call', async () => {
+    fake.forbidCalls = true
+    await expect(create({patterns: ['node[5:1]']})).rejects.toThrow(/counts down/)
+    await expect(create({patterns: ['bad_name!']})).rejects.toThrow(/not a valid host name/)
+    expect(fake.calls).toEqual([])
+  })
+
+  it('reserves nothing when preflight fails', async () => {
+    await expect(create({patterns: ['node1']}, {options: {token: 'bad'}})).rejects.toThrow(/token rejected/)
+    expect((await store.list()).records).toEqual([])
+  })
+
+  it('--count continues numbering after the existing hosts', async () => {
+    await create({patterns: ['node1', 'node5']})
+    const out = await create({count: 3, prefix: 'node'})
+    expect(out.map((o) => o.name)).toEqual(['node6', 'node7', 'node8'])
+  })
+})
+
+describe('removeHosts', () => {
+  it('removes resources then records, and the cluster resources after the last host', async () => {
+    await create({patterns: ['node[1:3]']})
+    const hosts = await selectHosts(store, ['node[1:2]'])
+    let out = await removeHosts({store, hosts, force: false, concurrency: 2, reporter: silentReporter, drivers: reg.lookup})
+    expect(out.every((o) => o.ok)).toBe(true)
+    expect(fake.hosts.size).toBe(1)
+    expect(fake.clustersRemoved).toEqual([])
+    out = await removeHosts({store, hosts: await selectHosts(store, ['node3']), force: false, concurrency: 2, reporter: silentReporter, drivers: reg.lookup})
+    expect(out[0]!.ok).toBe(true)
+    expect(fake.clustersRemoved).toEqual(['default'])
+    expect((await store.list()).records).toEqual([])
+  })
+
+  it('keeps the record with its error when the driver fails, unless --force', async () => {
+    await create({patterns: ['node1']})
+    fake.failRemove.add('node1')
+    const hosts = await selectHosts(store, ['node1'])
+    const out = await removeHosts({store, hosts, force: false, concurrency: 1, reporter: silentReporter, drivers: reg.lookup})
+    expect(out[0]).toMatchObject({ok: false, error: expect.stringMatching(/cannot remove node1/)})
+    expect((await store.get('node1')).error?.phase).toBe('removing')
+    const forced = await removeHosts({store, hosts, force: true, concurrency: 1, reporter: silentReporter, drivers: reg.lookup})
+    expect(forced[0]!.ok).toBe(true)
+    expect(await store.tryGet('node1')).toBeUndefined()
+  })
+
+  it('selectHosts refuses an unknown name with exit 3 and changes nothing', async () => {
+    await create({patterns: ['node1']})
+    await expect(selectHosts(store, ['node1', 'nosuch'])).rejects.toMatchObject({exit: 3, message: expect.stringMatching(/no host named nosuch/)})
+    expect(fake.hosts.size).toBe(1)
+  })
+})
+
+describe('listHosts and powerHosts', () => {
+  it('shows live state and follows stop/start through the optional capabilities', async () => {
+    await create({patterns: ['node[1:2]']})
+    let {hosts} = await listHosts(store, {drivers: reg.lookup})
+    expect(hosts.map((h) => h.state)).toEqual(['Running', 'Running'])
+    const sel = await selectHosts(store, ['node1'])
+    await powerHosts({store, hosts: sel, action: 'stop', concurrency: 2, reporter: silentReporter, drivers: reg.lookup})
+    ;({hosts} = await listHosts(store, {drivers: reg.lookup}))
+    expect(hosts.map((h) => h.state)).toEqual(['Stopped', 'Running'])
+    await powerHosts({store, hosts: sel, action: 'start', concurrency: 2, reporter: silentReporter, drivers: reg.lookup})
+    expect((await store.get('node1')).machine?.data.boots).toBe(1)
+  })
+
+  it('refuses an action the driver does not have, before changing anything', async () => {
+    await create({patterns: ['node1']})
+    fake.calls.length = 0
+    const sel = await selectHosts(store, ['node1'])
+    await expect(powerHosts({store, hosts: sel, action: 'kill', concurrency: 1, reporter: silentReporter, drivers: reg.lookup})).rejects.toThrow(
+      /fake driver cannot kill hosts/,
+    )
+    expect(fake.calls).toEqual([])
+  })
+
+  it("reports a host whose resource vanished as 'Missing'", async () => {
+    await create({patterns: ['node1']})
+    fake.hosts.clear()
+    const {hosts} = await listHosts(store, {drivers: reg.lookup})
+    expect(hosts[0]!.state).toBe('Missing')
+  })
+})
+
+describe('resolveDriverOptions', () => {
+  it('takes flag, then env, then persisted, then default; never persists secrets; names missing required ones', () => {
+    const entry = {
+      ...reg.entry,
+      options: [
+        {name: 'token', description: 'secret', env: 'T', secret: true, required: true},
+        {name: 'region', description: 'region', env: 'R', default: 'nyc1'},
+        {name: 'size', description: 'size'},
+      ],
+    }
+    expect(resolveDriverOptions(entry, {region: 'ams3'}, {size: 'x'}, {T: 'tok'})).toEqual({
+      options: {token: 'tok', region: 'ams3', size: 'x'},
+      persistable: {region: 'ams3', size: 'x'},
+      missing: [],
+    })
+    expect(resolveDriverOptions(entry, {}, {}, {}).missing).toEqual(['token'])
+    expect(resolveDriverOptions(entry, {}, {}, {R: 'sfo3'}).options.region).toBe('sfo3')
+  })
+})
