@@ -1,0 +1,275 @@
+import {constants as osConstants} from 'node:os'
+import ssh2 from 'ssh2'
+import type {ClientChannel, ConnectConfig, SFTPWrapper} from 'ssh2'
+import {ExitCode, UserError} from '../errors.js'
+import {blobToLine, fingerprintOf} from './keys.js'
+import type {ExecOptions, ExecResult, Remote} from './remote.js'
+
+const {Client} = ssh2
+
+/** Counters for benchmarks: how many SSH handshakes this process completed. */
+export const sshStats = {handshakes: 0, connectAttempts: 0}
+
+export interface SshConnectOptions {
+  host: string
+  port: number
+  username: string
+  /** OpenSSH private key (the cluster key). */
+  privateKey: string
+  /** Belt's name for the host, for messages. */
+  hostName: string
+  /**
+   * Pinned host keys (`type base64`). When non-empty the host must present one of them, or the
+   * connection is refused with E_HOST_KEY_CHANGED. When empty, the first key seen is accepted and
+   * handed to `onFirstContact` to be pinned (trust on first use, like ssh's accept-new).
+   */
+  knownHostKeys: readonly string[]
+  onFirstContact?: (key: string) => Promise<void>
+  /** Handshake bound (default 20 s). */
+  readyTimeoutMs?: number
+  signal?: AbortSignal
+}
+
+/** The host-key algorithms a client may accept for a pinned key type. */
+function algorithmsFor(types: readonly string[]): string[] {
+  const out: string[] = []
+  for (const t of types) {
+    if (t === 'ssh-rsa') out.push('rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa')
+    else out.push(t)
+  }
+  return [...new Set(out)]
+}
+
+const normalizeKey = (line: string): string => line.trim().split(/\s+/).slice(0, 2).join(' ')
+
+/** A live SSH connection: commands as channels, files over one lazily opened SFTP session. */
+export class SshRemote implements Remote {
+  private sftpSession?: Promise<SFTPWrapper>
+  private closed = false
+
+  constructor(
+    readonly client: InstanceType<typeof Client>,
+    readonly hostName: string,
+  ) {
+    client.on('close', () => (this.closed = true))
+  }
+
+  exec(command: string, opts: ExecOptions = {}): Promise<ExecResult> {
+    return new Promise((resolve, reject) => {
+      this.client.exec(command, (err, ch) => {
+        if (err) return reject(err)
+        collect(ch, opts).then(resolve, reject)
+      })
+    })
+  }
+
+  /** The connection's SFTP session, opened on first use. */
+  sftp(): Promise<SFTPWrapper> {
+    this.sftpSession ??= new Promise((resolve, reject) => this.client.sftp((err, s) => (err ? reject(err) : resolve(s))))
+    return this.sftpSession
+  }
+
+  async upload(path: string, content: string | Buffer, mode: number): Promise<void> {
+    const sftp = await this.sftp()
+    const data = typeof content === 'string' ? Buffer.from(content) : content
+    const handle = await new Promise<Buffer>((res, rej) => sftp.open(path, 'w', {mode}, (e, h) => (e ? rej(sftpError(e, path)) : res(h))))
+    try {
+      // The mode first, then the bytes: an existing file with a wider mode never holds the new
+      // content (a private key) while still readable by others; open's mode obeys the umask.
+      await new Promise<void>((res, rej) => sftp.fchmod(handle, mode, (e) => (e ? rej(sftpError(e, path)) : res())))
+      let off = 0
+      while (off < data.length) {
+        const n = Math.min(32 * 1024, data.length - off)
+        await new Promise<void>((res, rej) => sftp.write(handle, data, off, n, off, (e) => (e ? rej(sftpError(e, path)) : res())))
+        off += n
+      }
+    } finally {
+      await new Promise<void>((res) => sftp.close(handle, () => res()))
+    }
+  }
+
+  async download(path: string): Promise<Buffer> {
+    const sftp = await this.sftp()
+    return new Promise((resolve, reject) => sftp.readFile(path, (e: unknown, b: Buffer) => (e ? reject(sftpError(e, path)) : resolve(b))))
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(resolve, 2000)
+      this.client.once('close', () => {
+        clearTimeout(t)
+        resolve()
+      })
+      this.client.end()
+    })
+    this.closed = true
+  }
+}
+
+/** SFTP errors carry numeric codes; map "no such file" to ENOENT like fs does. */
+function sftpError(e: unknown, path: string): Error {
+  const err = e instanceof Error ? e : new Error(String(e))
+  if ((err as {code?: unknown}).code === 2) Object.assign(err, {code: 'ENOENT', message: `${path}: no such file`})
+  return err
+}
+
+/** Reads a channel to its end: exit status, stdout and stderr. */
+function collect(ch: ClientChannel, opts: ExecOptions): Promise<ExecResult> {
+  return new Promise((resolve, reject) => {
+    const out: Buffer[] = []
+    const err: Buffer[] = []
+    let code: number | undefined
+    let signal: string | undefined
+    let timer: NodeJS.Timeout | undefined
+    if (opts.timeoutMs) {
+      timer = setTimeout(() => {
+        ch.close()
+        reject(new Error(`remote command timed out after ${Math.round(opts.timeoutMs! / 1000)} s`))
+      }, opts.timeoutMs)
+    }
+    ch.on('data', (d: Buffer) => out.push(d))
+    ch.stderr.on('data', (d: Buffer) => err.push(d))
+    ch.on('exit', (c: number | null, s?: string) => {
+      if (typeof c === 'number') code = c
+      if (s) signal = s
+    })
+    ch.on('close', () => {
+      if (timer) clearTimeout(timer)
+      resolve({code: exitCodeOf(code, signal), signal, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8')})
+    })
+    if (opts.stdin !== undefined) ch.end(opts.stdin)
+    else ch.end()
+  })
+}
+
+/** A shell-style exit code: the status, 128+N for signal N, 255 when nothing came back. */
+export function exitCodeOf(code: number | undefined, signal?: string): number {
+  if (code !== undefined) return code
+  if (signal) {
+    const n = (osConstants.signals as Record<string, number>)[`SIG${signal}`] ?? (osConstants.signals as Record<string, number>)[signal]
+    return 128 + (n ?? 0)
+  }
+  return 255
+}
+
+/** Errors worth another attempt while a host boots: nothing listens yet, or it is still starting. */
+export function isTransientSshError(e: unknown): boolean {
+  if (e instanceof UserError) return e.code === 'E_SSH_AUTH' // keys may land after sshd starts (cloud-init)
+  const code = (e as {code?: string}).code
+  const level = (e as {level?: string}).level
+  if (code && ['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT', 'EPIPE', 'EAI_AGAIN'].includes(code)) return true
+  const msg = e instanceof Error ? e.message : String(e)
+  return level === 'client-timeout' || /Timed out while waiting for handshake|Connection lost before handshake|handshake/i.test(msg)
+}
+
+/**
+ * Opens one SSH connection with the host key checked against the pinned keys. Rejects with a
+ * UserError for a changed host key (never retried) or refused credentials.
+ */
+export function connect(o: SshConnectOptions): Promise<SshRemote> {
+  sshStats.connectAttempts++
+  const known = o.knownHostKeys.map(normalizeKey)
+  const knownTypes = [...new Set(known.map((k) => k.split(' ')[0]!))]
+  let presented: string | undefined
+  let mismatch = false
+  return new Promise((resolve, reject) => {
+    const client = new Client()
+    let settled = false
+    const fail = (e: unknown) => {
+      if (settled) return
+      settled = true
+      client.end()
+      reject(e)
+    }
+    const onAbort = () => fail(o.signal?.reason ?? new Error('aborted'))
+    o.signal?.addEventListener('abort', onAbort, {once: true})
+    client.once('handshake', () => sshStats.handshakes++)
+    client.once('ready', async () => {
+      o.signal?.removeEventListener('abort', onAbort)
+      try {
+        if (known.length === 0 && presented && o.onFirstContact) await o.onFirstContact(presented)
+      } catch (e) {
+        return fail(e)
+      }
+      if (settled) return
+      settled = true
+      resolve(new SshRemote(client, o.hostName))
+    })
+    client.on('error', (e: Error & {level?: string}) => {
+      o.signal?.removeEventListener('abort', onAbort)
+      if (mismatch) {
+        return fail(
+          new UserError(
+            `the SSH host key of ${o.hostName} (${o.host}) has changed: it presented ${fingerprintOf(presented!)}, and belt pinned ${known.map((k) => fingerprintOf(k)).join(', ')}; the connection was refused`,
+            {
+              code: 'E_HOST_KEY_CHANGED',
+              exit: ExitCode.environment,
+              hint: `if you know the host was rebuilt, accept the new key with: belt ssh-keys reset ${o.hostName}`,
+            },
+          ),
+        )
+      }
+      if (e.level === 'client-authentication')
+        return fail(
+          new UserError(`${o.hostName} (${o.host}) refused belt's SSH key for user ${o.username}`, {
+            code: 'E_SSH_AUTH',
+            exit: ExitCode.environment,
+            hint: 'check that the cluster key is in the host\'s authorized_keys',
+            cause: e,
+          }),
+        )
+      fail(e)
+    })
+    client.on('close', () => fail(new Error(`the SSH connection to ${o.hostName} (${o.host}:${o.port}) closed before it was ready`)))
+    const config: ConnectConfig = {
+      host: o.host,
+      port: o.port,
+      username: o.username,
+      privateKey: o.privateKey,
+      readyTimeout: o.readyTimeoutMs ?? 20_000,
+      keepaliveInterval: 15_000,
+      keepaliveCountMax: 4,
+      hostVerifier: (key: Buffer) => {
+        presented = blobToLine(key)
+        if (known.length === 0) return true
+        if (known.includes(presented)) return true
+        mismatch = true
+        return false
+      },
+    }
+    // With pinned keys, ask only for the key types we know, so the host presents a pinned one.
+    if (knownTypes.length > 0) config.algorithms = {serverHostKey: algorithmsFor(knownTypes) as never}
+    client.connect(config)
+  })
+}
+
+/**
+ * Connects, retrying with exponential backoff and jitter while the host is still coming up (port
+ * closed, handshake cut), until `timeoutMs`. A changed host key is never retried.
+ */
+export async function waitForSsh(o: SshConnectOptions, w: {timeoutMs: number; signal?: AbortSignal}): Promise<SshRemote> {
+  const deadline = Date.now() + w.timeoutMs
+  let delay = 250
+  let last: unknown
+  for (;;) {
+    if (w.signal?.aborted) throw w.signal.reason ?? new Error('aborted')
+    try {
+      return await connect({...o, readyTimeoutMs: Math.max(2000, Math.min(o.readyTimeoutMs ?? 20_000, deadline - Date.now()))})
+    } catch (e) {
+      if (!isTransientSshError(e)) throw e
+      last = e
+    }
+    if (Date.now() + delay > deadline) {
+      const why = last instanceof Error ? last.message : String(last)
+      throw new UserError(`${o.hostName} (${o.host}:${o.port}) did not answer SSH within ${Math.round(w.timeoutMs / 1000)} s (last error: ${why})`, {
+        code: 'E_SSH_TIMEOUT',
+        exit: ExitCode.environment,
+        cause: last,
+      })
+    }
+    await new Promise((r) => setTimeout(r, delay * (0.5 + Math.random())))
+    delay = Math.min(delay * 2, 4000)
+  }
+}
+
