@@ -10,7 +10,7 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 5
 fi
 
-pkgs=(docker.io openssh-server openssh-client iproute2 tini openssl ca-certificates)
+pkgs=(docker.io openssh-server openssh-client iproute2 tini curl openssl ca-certificates util-linux)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
