@@ -1,0 +1,525 @@
+/**
+ * Certificates in memory: key generation, a CA, server and client certificates, and the checks
+ * `regenerate-certs`, `ls` and `inspect` need. Nothing here touches the disk (src/pki/ca.ts keeps
+ * the store's CA and client certificate; server keys only ever live in memory and on their host).
+ *
+ * Building and signing goes through @peculiar/x509 on Node's WebCrypto. ECDSA P-256 is the default
+ * because RSA-2048 key generation dominates a 300-host batch (about 100 ms per key against well
+ * under 1 ms); RSA-2048 stays available for clients that cannot verify ECDSA. Reading and checking
+ * goes through Node's own `crypto.X509Certificate` (OpenSSL), which is synchronous and so fits the
+ * bootstrapper's synchronous `keepServerCert` hook.
+ */
+// @peculiar/x509 resolves its ASN.1 parsers through tsyringe, which throws at load time unless the
+// Reflect metadata API exists: this import must stay before the one of @peculiar/x509.
+import 'reflect-metadata'
+import * as x509 from '@peculiar/x509'
+import {createPrivateKey, createPublicKey, KeyObject, randomBytes, webcrypto, X509Certificate as NodeX509} from 'node:crypto'
+import net from 'node:net'
+import {environmentError, usageError, UserError} from '../errors.js'
+
+x509.cryptoProvider.set(webcrypto)
+
+type CryptoKey = webcrypto.CryptoKey
+
+/** Key algorithms Belt generates. The CA's type is also the default for the certificates it issues. */
+export type KeyType = 'ecdsa-p256' | 'rsa-2048'
+export const KEY_TYPES: readonly KeyType[] = ['ecdsa-p256', 'rsa-2048']
+/** ECDSA P-256: accepted by dockerd and the docker CLI, and fast enough to issue 300 certificates in about a second. */
+export const DEFAULT_KEY_TYPE: KeyType = 'ecdsa-p256'
+
+/** Default validity in days. The CA outlives the certificates it signs, which are reissued by `regenerate-certs`. */
+export const DEFAULT_VALIDITY_DAYS = {ca: 3650, server: 1095, client: 1095} as const
+
+/** How far notBefore is set in the past, so a host whose clock lags still accepts a fresh certificate. */
+export const BACKDATE_MS = 60 * 60 * 1000
+
+const DAY_MS = 24 * 60 * 60 * 1000
+const MAX_VALIDITY_DAYS = 36_500
+
+/** A PEM certificate and its PKCS#8 PEM private key. */
+export interface KeyPair {
+  certPem: string
+  keyPem: string
+}
+
+/**
+ * A certificate authority that can sign. The private key is held out of reach (not a field), so a
+ * Ca can be logged or serialised without leaking it; only {@link generateCa}, {@link caFromPem} and
+ * the store functions in ca.ts make one.
+ */
+export interface Ca {
+  readonly certPem: string
+  readonly keyType: KeyType
+  /** SHA-256 of the DER certificate, colon-separated upper-case hex (as `openssl x509 -fingerprint -sha256`). */
+  readonly fingerprint: string
+  readonly subject: string
+  readonly notAfter: Date
+  /** Where the certificate is stored, when it came from a store. */
+  readonly certFile?: string
+}
+
+interface Signer {
+  privateKey: CryptoKey
+  cert: x509.X509Certificate
+  signingAlgorithm: webcrypto.EcdsaParams | webcrypto.Algorithm
+  authorityKeyId: x509.Extension
+}
+// Kept beside the Ca rather than in it, so spreading or printing a Ca never carries the key.
+const signers = new WeakMap<Ca, Signer>()
+
+interface Algorithms {
+  generate: webcrypto.EcKeyGenParams | webcrypto.RsaHashedKeyGenParams
+  import: webcrypto.EcKeyImportParams | webcrypto.RsaHashedImportParams
+  sign: webcrypto.EcdsaParams | webcrypto.Algorithm
+}
+const ALGORITHMS: Record<KeyType, Algorithms> = {
+  'ecdsa-p256': {
+    generate: {name: 'ECDSA', namedCurve: 'P-256'},
+    import: {name: 'ECDSA', namedCurve: 'P-256'},
+    sign: {name: 'ECDSA', hash: 'SHA-256'} as webcrypto.EcdsaParams,
+  },
+  'rsa-2048': {
+    generate: {name: 'RSASSA-PKCS1-v1_5', modulusLength: 2048, publicExponent: new Uint8Array([1, 0, 1]), hash: 'SHA-256'},
+    import: {name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256'},
+    // PKCS#1 v1.5 rather than PSS: the one every TLS stack, old or new, verifies.
+    sign: {name: 'RSASSA-PKCS1-v1_5'},
+  },
+}
+
+/** Options for a new CA. */
+export interface CaOptions {
+  keyType?: KeyType
+  validityDays?: number
+  /** Subject CN; default `belt CA <8 random hex>`, so two stores' CAs are told apart in `openssl x509 -text`. */
+  commonName?: string
+}
+
+/** Options for {@link issueServerCert}. */
+export interface ServerCertOptions {
+  /** The name the host calls itself (hostname), a DNS SAN. */
+  hostName: string
+  /** Belt's name for the host, a DNS SAN and the subject CN. */
+  machineName: string
+  /** Public and private addresses: IPs become IP SANs; anything else (a DNS name) a DNS SAN. */
+  addresses: readonly string[]
+  validityDays?: number
+  /** Default: the CA's key type. */
+  keyType?: KeyType
+}
+
+/** Options for {@link issueClientCert}. */
+export interface ClientCertOptions {
+  validityDays?: number
+  /** Default: the CA's key type. */
+  keyType?: KeyType
+  commonName?: string
+}
+
+/** Makes a new CA in memory. */
+export async function generateCa(opts: CaOptions = {}): Promise<Ca> {
+  return (await generateCaPair(opts)).ca
+}
+
+/**
+ * Makes a new CA and returns its private key as PEM too, for the store to write. Internal to the
+ * pki module (ca.ts); everyone else gets a {@link Ca}, which does not expose the key.
+ */
+export async function generateCaPair(opts: CaOptions = {}): Promise<{ca: Ca; keyPem: string}> {
+  const keyType = checkKeyType(opts.keyType ?? DEFAULT_KEY_TYPE)
+  const days = checkValidity(opts.validityDays ?? DEFAULT_VALIDITY_DAYS.ca)
+  const keys = await generateKeys(keyType)
+  const now = Date.now()
+  const cert = await x509.X509CertificateGenerator.createSelfSigned({
+    serialNumber: randomSerial(),
+    name: [{CN: [opts.commonName ?? `belt CA ${randomBytes(4).toString('hex')}`]}, {O: ['belt']}],
+    notBefore: new Date(now - BACKDATE_MS),
+    notAfter: new Date(now + days * DAY_MS),
+    signingAlgorithm: ALGORITHMS[keyType].sign,
+    keys,
+    extensions: [
+      // pathLen 0: this CA signs hosts and clients only, never another CA.
+      new x509.BasicConstraintsExtension(true, 0, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign | x509.KeyUsageFlags.digitalSignature, true),
+      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
+    ],
+  })
+  const certPem = cert.toString('pem') + '\n'
+  const keyPem = exportKeyPem(keys.privateKey)
+  return {ca: await makeCa(certPem, keys.privateKey, keyType, cert), keyPem}
+}
+
+/**
+ * Rebuilds a CA from its PEM certificate and key (PKCS#8, PKCS#1 or SEC1). Every problem is a
+ * UserError naming the file given in `files` and saying how to fix it; a broken CA is never
+ * replaced silently, because every host trusts exactly this one.
+ */
+export async function caFromPem(certPem: string, keyPem: string, files: {cert: string; key: string}): Promise<Ca> {
+  const fix = `restore ${files.cert} and ${files.key} from a backup, or run \`belt regenerate-certs --ca\` to make a new CA (every host then needs new certificates)`
+  let nodeCert: NodeX509
+  try {
+    nodeCert = new NodeX509(certPem)
+  } catch (e) {
+    throw environmentError(`the CA certificate ${files.cert} is unreadable: ${(e as Error).message}`, 'E_CA_CORRUPT', fix, e)
+  }
+  if (!nodeCert.ca) throw environmentError(`${files.cert} is not a CA certificate (no basicConstraints CA:TRUE)`, 'E_CA_CORRUPT', fix)
+  let key: KeyObject
+  try {
+    key = createPrivateKey(keyPem)
+  } catch (e) {
+    throw environmentError(`the CA key ${files.key} is unreadable: ${(e as Error).message}`, 'E_CA_CORRUPT', fix, e)
+  }
+  if (!samePublicKey(nodeCert.publicKey, key))
+    throw environmentError(`the CA key ${files.key} does not belong to the certificate ${files.cert}`, 'E_CA_MISMATCH', fix)
+  const keyType = keyTypeOf(key)
+  if (!keyType)
+    throw environmentError(`the CA key ${files.key} is ${describeKey(key)}; belt signs with ECDSA P-256 or RSA (2048 bits or more)`, 'E_CA_KEY_UNSUPPORTED', fix)
+  const privateKey = await webcrypto.subtle.importKey('pkcs8', key.export({type: 'pkcs8', format: 'der'}), ALGORITHMS[keyType].import, false, ['sign'])
+  return makeCa(certPem, privateKey, keyType, new x509.X509Certificate(certPem), files.cert)
+}
+
+/**
+ * Issues a server certificate for a Docker engine, in memory: the key is returned to be uploaded to
+ * the host and must never be written to the operator's disk.
+ *
+ * SANs: every address (IPs as IP SANs), the host name, the machine name, `localhost` and
+ * `127.0.0.1`, deduplicated. EKU serverAuth; key usage digitalSignature (+ keyEncipherment for RSA,
+ * which RSA key exchange needs). notBefore is back-dated by {@link BACKDATE_MS}; notAfter never
+ * passes the CA's. Rejects with a UserError for an invalid name or an expired CA.
+ */
+export async function issueServerCert(ca: Ca, opts: ServerCertOptions): Promise<KeyPair> {
+  const sans = serverSans(opts)
+  return issueLeaf(ca, {
+    commonName: checkName(opts.machineName, 'machine name'),
+    usage: x509.ExtendedKeyUsage.serverAuth,
+    sans,
+    validityDays: opts.validityDays ?? DEFAULT_VALIDITY_DAYS.server,
+    keyType: opts.keyType,
+  })
+}
+
+/** Issues a client certificate (EKU clientAuth, no SANs), in memory. */
+export async function issueClientCert(ca: Ca, opts: ClientCertOptions = {}): Promise<KeyPair> {
+  return issueLeaf(ca, {
+    commonName: opts.commonName ?? 'belt client',
+    usage: x509.ExtendedKeyUsage.clientAuth,
+    sans: {dns: [], ips: []},
+    validityDays: opts.validityDays ?? DEFAULT_VALIDITY_DAYS.client,
+    keyType: opts.keyType,
+  })
+}
+
+/** The SANs {@link issueServerCert} puts in a certificate: DNS names lower-cased, IPs canonical, no duplicates. */
+export function serverSans(opts: Pick<ServerCertOptions, 'hostName' | 'machineName' | 'addresses'>): {dns: string[]; ips: string[]} {
+  const dns = new Set<string>()
+  const ips = new Set<string>()
+  for (const a of [...opts.addresses, '127.0.0.1']) {
+    const ip = canonicalIp(a)
+    if (ip) ips.add(ip)
+    else dns.add(checkName(a, 'address'))
+  }
+  for (const [n, what] of [
+    [opts.hostName, 'host name'],
+    [opts.machineName, 'machine name'],
+  ] as const) {
+    // A host name may be unknown before the first SSH session; the machine name is always there.
+    if (n === '' && what === 'host name') continue
+    dns.add(checkName(n, what))
+  }
+  dns.add('localhost')
+  return {dns: [...dns], ips: [...ips]}
+}
+
+/** What `inspect` and `regenerate-certs` show of a certificate. */
+export interface CertInfo {
+  subject: string
+  issuer: string
+  /** Upper-case hex, as OpenSSL prints it. */
+  serialNumber: string
+  notBefore: Date
+  notAfter: Date
+  /** SHA-256, colon-separated upper-case hex. */
+  fingerprint: string
+  dnsNames: string[]
+  ipAddresses: string[]
+  isCa: boolean
+  /** 'other' for keys Belt does not generate (e.g. a P-384 or RSA-4096 certificate made elsewhere). */
+  keyType: KeyType | 'other'
+  /** Extended key usages by name (serverAuth, clientAuth) or OID. */
+  extKeyUsage: string[]
+}
+
+/**
+ * Reads a PEM certificate (the first one when there are several). Throws a UserError naming
+ * `source` (a file or host) when it is not a certificate.
+ */
+export function certInfo(pem: string, source = 'the certificate'): CertInfo {
+  const node = parseNode(pem, source)
+  let cert: x509.X509Certificate
+  try {
+    cert = new x509.X509Certificate(pem)
+  } catch (e) {
+    throw invalidCert(source, e)
+  }
+  const san = cert.getExtension(x509.SubjectAlternativeNameExtension)
+  const eku = cert.getExtension(x509.ExtendedKeyUsageExtension)
+  const ekuNames = new Map<string, string>(Object.entries(x509.ExtendedKeyUsage).map(([name, oid]) => [oid, name]))
+  return {
+    subject: cert.subject,
+    issuer: cert.issuer,
+    serialNumber: node.serialNumber,
+    notBefore: node.validFromDate,
+    notAfter: node.validToDate,
+    fingerprint: node.fingerprint256,
+    dnsNames: sanValues(san, 'dns'),
+    ipAddresses: sanValues(san, 'ip'),
+    isCa: node.ca,
+    keyType: keyTypeOf(node.publicKey) ?? 'other',
+    extKeyUsage: eku ? Array.from(eku.usages, (u) => ekuNames.get(String(u)) ?? String(u)) : [],
+  }
+}
+
+/**
+ * True when `caPem`'s key signed `certPem` and its subject is the certificate's issuer. False too
+ * when `certPem` is not a certificate at all (a garbled file on a host is simply not ours); throws
+ * a UserError when `caPem` is unreadable.
+ */
+export async function signedBy(certPem: string, caPem: string): Promise<boolean> {
+  return signedBySync(certPem, caPem)
+}
+
+/** Synchronous {@link signedBy}, for synchronous hooks such as the bootstrapper's `keepServerCert`. */
+export function signedBySync(certPem: string, caPem: string): boolean {
+  const ca = parseNode(caPem, 'the CA certificate')
+  let cert: NodeX509
+  try {
+    cert = new NodeX509(certPem)
+  } catch {
+    return false
+  }
+  return cert.checkIssued(ca) && cert.verify(ca.publicKey)
+}
+
+/**
+ * True when the certificate's SANs cover every address (IP SANs; a non-IP address as a DNS SAN)
+ * and every name (DNS SANs). The subject CN is ignored, as modern TLS clients ignore it.
+ */
+export function coversAddresses(certPem: string, addresses: readonly string[], names: readonly string[] = []): boolean {
+  return missingSans(parseNode(certPem, 'the certificate'), addresses, names).length === 0
+}
+
+/** True when the certificate expires less than `days` days after `now` (or has expired). */
+export function expiresWithin(certPem: string, days: number, now: Date = new Date()): boolean {
+  const cert = parseNode(certPem, 'the certificate')
+  return cert.validToDate.getTime() - now.getTime() < days * DAY_MS
+}
+
+/**
+ * True when `keyPem` is the private key of `certPem`'s public key. Throws when either does not
+ * parse (the caller names the file).
+ */
+export function keyMatchesCert(certPem: string, keyPem: string): boolean {
+  return samePublicKey(new NodeX509(certPem).publicKey, createPrivateKey(keyPem))
+}
+
+/** Why a server certificate on a host can or cannot be kept. */
+export interface ServerCertCheck {
+  ok: boolean
+  /** One short phrase per problem, empty when ok. */
+  problems: string[]
+}
+
+/**
+ * Whether a server certificate found on a host can stay: it parses, this CA signed it, it is for
+ * servers, its SANs cover the host's addresses and names, and it is valid for at least
+ * `minValidDays` more days (default 30, the `ls` warning threshold). Synchronous on purpose: the
+ * bootstrapper's `keepServerCert` hook is.
+ */
+export function checkServerCert(
+  certPem: string | undefined,
+  caPem: string,
+  want: {addresses: readonly string[]; names?: readonly string[]; minValidDays?: number; now?: Date},
+): ServerCertCheck {
+  if (certPem === undefined || certPem.trim() === '') return {ok: false, problems: ['no certificate']}
+  let cert: NodeX509
+  try {
+    cert = new NodeX509(certPem)
+  } catch {
+    return {ok: false, problems: ['not a PEM certificate']}
+  }
+  const problems: string[] = []
+  if (!signedBySync(certPem, caPem)) problems.push('not signed by this CA')
+  const eku = cert.keyUsage
+  if (eku && !eku.includes(x509.ExtendedKeyUsage.serverAuth)) problems.push('not a server certificate (no serverAuth)')
+  const missing = missingSans(cert, want.addresses, want.names ?? [])
+  if (missing.length) problems.push(`does not cover ${missing.join(', ')}`)
+  const now = want.now ?? new Date()
+  const left = cert.validToDate.getTime() - now.getTime()
+  const min = want.minValidDays ?? 30
+  if (left <= 0) problems.push('expired')
+  else if (left < min * DAY_MS) problems.push(`expires within ${min} days`)
+  if (cert.validFromDate.getTime() > now.getTime()) problems.push('not valid yet')
+  return {ok: problems.length === 0, problems}
+}
+
+/** The signing material behind a Ca, for ca.ts; throws a bug error for a Ca not made by this module. */
+function signerOf(ca: Ca): Signer {
+  const s = signers.get(ca)
+  if (!s) throw new Error('this Ca was not made by generateCa, caFromPem or ensureCa (a copy of one cannot sign)')
+  return s
+}
+
+interface LeafParams {
+  commonName: string
+  usage: x509.ExtendedKeyUsage
+  sans: {dns: string[]; ips: string[]}
+  validityDays: number
+  keyType?: KeyType
+}
+
+async function issueLeaf(ca: Ca, p: LeafParams): Promise<KeyPair> {
+  const signer = signerOf(ca)
+  const keyType = checkKeyType(p.keyType ?? ca.keyType)
+  const days = checkValidity(p.validityDays)
+  const now = Date.now()
+  if (ca.notAfter.getTime() <= now)
+    throw environmentError(
+      `the CA ${ca.certFile ?? ca.subject} expired on ${ca.notAfter.toISOString()}`,
+      'E_CA_EXPIRED',
+      'run `belt regenerate-certs --ca` to make a new CA and new certificates for every host',
+    )
+  const keys = await generateKeys(keyType)
+  const rsa = keyType.startsWith('rsa')
+  const extensions: x509.Extension[] = [
+    new x509.BasicConstraintsExtension(false, undefined, true),
+    new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | (rsa ? x509.KeyUsageFlags.keyEncipherment : 0), true),
+    new x509.ExtendedKeyUsageExtension([p.usage], false),
+    await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
+    signer.authorityKeyId,
+  ]
+  const names: x509.JsonGeneralName[] = [...p.sans.dns.map((value) => ({type: 'dns' as const, value})), ...p.sans.ips.map((value) => ({type: 'ip' as const, value}))]
+  if (names.length) extensions.push(new x509.SubjectAlternativeNameExtension(names, false))
+  const cert = await x509.X509CertificateGenerator.create({
+    serialNumber: randomSerial(),
+    subject: [{CN: [p.commonName]}, {O: ['belt']}],
+    // The CA's own subject object, so the issuer bytes equal the CA's subject bytes exactly (Go
+    // builds chains by comparing them).
+    issuer: signer.cert.subjectName,
+    notBefore: new Date(now - BACKDATE_MS),
+    // A certificate that outlives its CA would only fail later and more obscurely.
+    notAfter: new Date(Math.min(now + days * DAY_MS, ca.notAfter.getTime())),
+    publicKey: keys.publicKey,
+    signingKey: signer.privateKey,
+    signingAlgorithm: signer.signingAlgorithm,
+    extensions,
+  })
+  return {certPem: cert.toString('pem') + '\n', keyPem: exportKeyPem(keys.privateKey)}
+}
+
+async function makeCa(certPem: string, privateKey: CryptoKey, keyType: KeyType, cert: x509.X509Certificate, certFile?: string): Promise<Ca> {
+  const node = new NodeX509(certPem)
+  const ski = cert.getExtension(x509.SubjectKeyIdentifierExtension)
+  // A CA made elsewhere may lack an SKI: derive the key id from its public key, as RFC 5280 suggests.
+  const authorityKeyId = ski ? new x509.AuthorityKeyIdentifierExtension(ski.keyId, false) : await x509.AuthorityKeyIdentifierExtension.create(cert.publicKey, false)
+  const ca: Ca = Object.freeze({
+    certPem,
+    keyType,
+    fingerprint: node.fingerprint256,
+    subject: cert.subject,
+    notAfter: node.validToDate,
+    ...(certFile === undefined ? {} : {certFile}),
+  })
+  signers.set(ca, {privateKey, cert, signingAlgorithm: ALGORITHMS[keyType].sign, authorityKeyId})
+  return ca
+}
+
+async function generateKeys(keyType: KeyType): Promise<webcrypto.CryptoKeyPair> {
+  // Extractable: the key is exported once as PEM, to be written (CA, client) or uploaded (server).
+  return webcrypto.subtle.generateKey(ALGORITHMS[keyType].generate, true, ['sign', 'verify']) as Promise<webcrypto.CryptoKeyPair>
+}
+
+function exportKeyPem(key: CryptoKey): string {
+  return KeyObject.from(key).export({type: 'pkcs8', format: 'pem'}) as string
+}
+
+/** 16 random bytes, top bit clear (positive) and second bit set (no leading zero byte to strip). */
+function randomSerial(): string {
+  const b = randomBytes(16)
+  b[0] = (b[0]! & 0x7f) | 0x40
+  return b.toString('hex')
+}
+
+function keyTypeOf(key: KeyObject): KeyType | undefined {
+  const d = key.asymmetricKeyDetails
+  if (key.asymmetricKeyType === 'ec' && d?.namedCurve === 'prime256v1') return 'ecdsa-p256'
+  // An RSA CA of another size (e.g. one imported from docker-machine) signs the same way.
+  if (key.asymmetricKeyType === 'rsa' && (d?.modulusLength ?? 0) >= 2048) return 'rsa-2048'
+  return undefined
+}
+
+function describeKey(key: KeyObject): string {
+  const d = key.asymmetricKeyDetails
+  return [key.asymmetricKeyType, d?.namedCurve, d?.modulusLength && `${d.modulusLength} bits`].filter(Boolean).join(' ')
+}
+
+function samePublicKey(certKey: KeyObject, privateKey: KeyObject): boolean {
+  const a = certKey.export({type: 'spki', format: 'der'})
+  const b = createPublicKey(privateKey).export({type: 'spki', format: 'der'})
+  return a.equals(b)
+}
+
+function sanValues(san: x509.SubjectAlternativeNameExtension | null, type: 'dns' | 'ip'): string[] {
+  return san ? Array.from(san.names.items.filter((n) => n.type === type), (n) => n.value) : []
+}
+
+function parseNode(pem: string, source: string): NodeX509 {
+  try {
+    return new NodeX509(pem)
+  } catch (e) {
+    throw invalidCert(source, e)
+  }
+}
+
+function invalidCert(source: string, cause: unknown): UserError {
+  return environmentError(`${source} is not a readable PEM certificate: ${(cause as Error).message}`, 'E_CERT_INVALID', undefined, cause)
+}
+
+function missingSans(cert: NodeX509, addresses: readonly string[], names: readonly string[]): string[] {
+  const missing: string[] = []
+  for (const a of addresses) {
+    const ip = canonicalIp(a)
+    if (ip ? cert.checkIP(ip) === undefined : cert.checkHost(a, {subject: 'never'}) === undefined) missing.push(a)
+  }
+  for (const n of names) if (cert.checkHost(n, {subject: 'never'}) === undefined) missing.push(n)
+  return missing
+}
+
+/** The canonical text of an IP (IPv6 compressed, zone dropped), or undefined when `s` is not an IP. */
+function canonicalIp(s: string): string | undefined {
+  const bare = s.trim().replace(/^\[(.*)\]$/, '$1')
+  const noZone = bare.includes(':') ? bare.replace(/%.*$/, '') : bare
+  const v = net.isIP(noZone)
+  if (v === 4) return noZone
+  if (v === 6) return new URL(`http://[${noZone}]/`).hostname.slice(1, -1)
+  return undefined
+}
+
+const DNS_NAME = /^(?=.{1,253}$)[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)*$/
+
+/** A DNS SAN: lower-cased, trailing dot dropped; anything else is refused rather than written into a certificate. */
+function checkName(name: string, what: string): string {
+  const n = name.trim().toLowerCase().replace(/\.$/, '')
+  if (!DNS_NAME.test(n))
+    throw usageError(`the ${what} ${JSON.stringify(name)} cannot go into a certificate: it is neither an IP address nor a DNS name`, 'E_CERT_NAME_INVALID')
+  return n
+}
+
+function checkKeyType(t: string): KeyType {
+  if (!(KEY_TYPES as readonly string[]).includes(t)) throw usageError(`unknown key type ${JSON.stringify(t)}`, 'E_KEY_TYPE', `use one of ${KEY_TYPES.join(', ')}`)
+  return t as KeyType
+}
+
+function checkValidity(days: number): number {
+  if (!Number.isFinite(days) || days <= 0 || days > MAX_VALIDITY_DAYS)
+    throw usageError(`a certificate validity of ${days} days is out of range`, 'E_CERT_VALIDITY', `give a number of days between 1 and ${MAX_VALIDITY_DAYS}`)
+  return days
+}
