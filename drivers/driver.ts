@@ -122,6 +122,13 @@ export interface Driver {
   kill?(machine: Machine, options: DriverOptions, ctx: DriverContext): Promise<void>
 
   /**
+   * Optional: daemon.json keys the engine on this host needs because of how the driver makes hosts
+   * (the local driver puts container cgroups under the host's own parent so `remove` can clean
+   * them). Merged under the operator's `--engine-opt` values.
+   */
+  engineConfig?(machine: Machine): Readonly<Record<string, unknown>>
+
+  /**
    * Optional: removes cluster-wide shared resources (keys, firewalls, bridges) once no host of the
    * cluster remains. Idempotent.
    */

@@ -11,6 +11,8 @@ export interface DriverEntry {
   readonly options: readonly DriverOption[]
   /** How many creates run at once by default: what the backend sustains (measured, not guessed). */
   readonly createConcurrency: number
+  /** How many hosts bootstrap at once by default (SSH sessions, engine starts). */
+  readonly bootstrapConcurrency: number
   load(): Promise<Driver>
 }
 
@@ -21,6 +23,8 @@ export const drivers: readonly DriverEntry[] = [
     options: localOptions,
     // sshd-only local hosts start at ~7/s on 2 cores with 8-16 in flight (shared/notes/local-hosts.md §4).
     createConcurrency: 8,
+    // Every engine start is CPU on this same machine (~0.5 s of dockerd start-up each).
+    bootstrapConcurrency: 8,
     load: async () => (await import('./local/index.js')).createLocalDriver(),
   },
 ]

@@ -179,7 +179,7 @@ export class LocalDriver implements Driver {
       const partial: Machine = {id: ns, address, ssh: {user: 'root', port: 22}, data: {name: spec.name, netns: ns, subnet: net.cidr, index, dir, pid: 0} satisfies LocalMachineData}
       return await this.boot(partial, ctx)
     } catch (e) {
-      await this.destroy(ns, dir, net, ctx).catch(() => undefined)
+      await this.destroy({ns, dir, index}, net, ctx).catch(() => undefined)
       throw e
     }
   }
@@ -260,6 +260,10 @@ export class LocalDriver implements Driver {
     return {...booted, hostKeys: await readHostKeys(d.dir)}
   }
 
+  engineConfig(m: Machine): Readonly<Record<string, unknown>> {
+    return {'cgroup-parent': `/belt/${(m.data as unknown as LocalMachineData).netns}`}
+  }
+
   async state(m: Machine, _options: DriverOptions, _ctx: DriverContext): Promise<MachineState> {
     const d = m.data as unknown as LocalMachineData
     if (!netnsExists(d.netns)) return 'missing'
@@ -269,18 +273,18 @@ export class LocalDriver implements Driver {
   async remove(m: Machine, options: DriverOptions, ctx: DriverContext): Promise<void> {
     const d = m.data as unknown as LocalMachineData
     const net = network({...options, subnet: d.subnet})
-    await this.destroy(d.netns, d.dir, net, ctx, d.pid)
+    await this.destroy({ns: d.netns, dir: d.dir, index: d.index}, net, ctx)
   }
 
   /** Kills every process of the host, deletes its namespace, directory and cgroups; then the hub if unused. */
-  private async destroy(ns: string, dir: string, net: LocalNetwork, ctx: DriverContext, pid?: number): Promise<void> {
-    const keepers = pid && (await pidInNetns(pid, ns)) ? [pid, ...(await directChildren(pid))] : []
+  private async destroy(h: {ns: string; dir: string; index: number}, net: LocalNetwork, ctx: DriverContext): Promise<void> {
+    const {ns, dir} = h
     await this.killAll(ns)
-    // The keepers were children of the belt process that created the host, long gone, so PID 1
-    // reaps them: wait (bounded) so that nothing of the host is left when remove resolves.
-    await waitUntil(async () => keepers.every((p) => !existsSync(`/proc/${p}`)), 5000)
+    // The kernel tears a deleted namespace down asynchronously, so its veth could outlive
+    // `ip netns del` for a while: delete the hub's end (and with it the pair) first.
+    if (netnsExists(net.hub)) await sh('ip', ['-n', net.hub, 'link', 'del', hubPort(h.index)]).catch(() => undefined)
     if (netnsExists(ns)) {
-      await sh('ip', ['netns', 'del', ns]) // its veth pair goes with it
+      await sh('ip', ['netns', 'del', ns])
       await ctx.journal({kind: 'netns', id: ns, action: 'deleted'})
     }
     await removeCgroups(ns)
@@ -299,14 +303,21 @@ export class LocalDriver implements Driver {
     })
   }
 
-  /** SIGKILL to every process in the host's netns; the kernel then ends its pid namespace. */
+  /**
+   * SIGKILL to every process in the host's netns; the kernel then ends its pid namespace. Resolves
+   * when they are gone, and (bounded) when PID 1 of this machine has reaped them, so that nothing
+   * of the host is left when remove resolves.
+   */
   private async killAll(ns: string): Promise<void> {
+    const seen = new Set<number>()
     const gone = await waitUntil(async () => {
       const pids = await netnsPids(ns)
+      for (const p of pids) seen.add(p)
       signalAll(pids, 'SIGKILL')
       return pids.length === 0
     }, 15_000)
     if (!gone) throw new Error(`processes of host ${ns} survived SIGKILL for 15 s: ${(await netnsPids(ns)).join(' ')}`)
+    await waitUntil(async () => [...seen].every((p) => !existsSync(`/proc/${p}`)), 5000)
   }
 
   async stop(m: Machine, _options: DriverOptions, _ctx: DriverContext): Promise<void> {

@@ -3,10 +3,13 @@ import {input, password, select} from '@inquirer/prompts'
 import {drivers, findDriver, flagName} from '../../drivers/registry.js'
 import {BaseCommand, canPrompt} from '../base-command.js'
 import {usageError} from '../errors.js'
+import {engineConfigFrom, engineFlags} from '../engine-flags.js'
+import {bootstrapOne, prepareBootstrap} from '../services/bootstrap-hosts.js'
 import {createHosts} from '../services/create-hosts.js'
 import {resolveDriverOptions} from '../services/driver-context.js'
 import {finishBatch} from '../ui/batch.js'
 import {LineReporter} from '../ui/reporter.js'
+import pLimit from 'p-limit'
 
 /** `--<driver>-<option>` for every driver's options, each with its env var, grouped by driver in help. */
 function driverFlags() {
@@ -30,6 +33,8 @@ export default class Create extends BaseCommand<typeof Create> {
     '<%= config.bin %> create --driver local node[1:5]',
     '<%= config.bin %> create --driver local --count 20',
     '<%= config.bin %> create --driver local --count 3 --prefix web',
+    '<%= config.bin %> create --driver local --engine-label tier=web --engine-opt log-level=warn node[1:3]',
+    '<%= config.bin %> create --driver local --no-bootstrap node4',
   ]
   static override strict = false
   static override enableJsonFlag = true
@@ -42,6 +47,9 @@ export default class Create extends BaseCommand<typeof Create> {
     prefix: Flags.string({description: 'name prefix for --count', default: 'node'}),
     cluster: Flags.string({description: 'cluster the hosts belong to (shared SSH key and cloud resources)', default: 'default', env: 'BELT_CLUSTER'}),
     concurrency: Flags.integer({char: 'c', description: 'hosts created at once [default: per driver, local 8]', min: 1}),
+    bootstrap: Flags.boolean({description: 'install and configure the Docker engine with mutual TLS on each host as soon as it is created', default: true, allowNo: true}),
+    'bootstrap-concurrency': Flags.integer({description: 'hosts bootstrapped at once [default: per driver, local 8]', min: 1}),
+    ...engineFlags,
     ...driverFlags(),
   }
 
@@ -71,6 +79,15 @@ export default class Create extends BaseCommand<typeof Create> {
 
     const startedAt = Date.now()
     const store = this.openStore()
+    const reporter = new LineReporter()
+    const engine = engineConfigFrom(this.flags)
+    // Each host goes on to its bootstrap as soon as it is created: no barrier between phases.
+    let next: ((name: string) => ReturnType<typeof bootstrapOne>) | undefined
+    if (this.flags.bootstrap) {
+      const limit = pLimit(this.flags['bootstrap-concurrency'] ?? entry.bootstrapConcurrency)
+      let setup: ReturnType<typeof prepareBootstrap> | undefined
+      next = (name) => limit(async () => bootstrapOne(await (setup ??= prepareBootstrap(store)), name, {engine, reporter}))
+    }
     const outcomes = await createHosts({
       store,
       driver: entry,
@@ -79,13 +96,15 @@ export default class Create extends BaseCommand<typeof Create> {
       selection: this.flags.count !== undefined ? {count: this.flags.count, prefix: this.flags.prefix} : {patterns},
       cluster: this.flags.cluster,
       concurrency: this.flags.concurrency ?? entry.createConcurrency,
-      reporter: new LineReporter(),
+      reporter,
+      next,
     })
     const storeFlag = this.flags.store ? ` --store ${this.flags.store}` : ''
     return finishBatch(outcomes, {
-      verb: 'created',
+      verb: this.flags.bootstrap ? 'created and bootstrapped' : 'created',
       startedAt,
-      retry: (failed) => `belt create --driver ${entry.name}${storeFlag} ${failed.join(' ')}`,
+      // The same command resumes: hosts never created are created, created ones are bootstrapped.
+      retry: (failed) => `belt create --driver ${entry.name}${storeFlag}${this.flags.bootstrap ? '' : ' --no-bootstrap'} ${failed.join(' ')}`,
     })
   }
 

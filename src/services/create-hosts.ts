@@ -23,6 +23,11 @@ export interface CreateHostsRequest {
   concurrency: number
   reporter: Reporter
   signal?: AbortSignal
+  /**
+   * The next phase for a host, started as soon as that host is created (no barrier between
+   * phases); its outcome replaces the create outcome. It bounds its own concurrency.
+   */
+  next?: (name: string) => Promise<HostOutcome>
 }
 
 /** One host's outcome. A batch reports every host; failed ones carry the error. */
@@ -55,6 +60,11 @@ export function isResumable(r: HostRecord, driver: string): boolean {
   return r.driver === driver && !r.machine && r.resources.length === 0 && (r.phase === 'reserved' || r.phase === 'error' || r.phase === 'creating') && !ownerAlive(r)
 }
 
+/** A host an earlier run created whose later phases did not finish, and no live process owns. */
+export function isCreatedUnfinished(r: HostRecord, driver: string): boolean {
+  return r.driver === driver && Boolean(r.machine) && ['created', 'bootstrapping', 'error'].includes(r.phase) && r.error?.phase !== 'removing' && !ownerAlive(r)
+}
+
 /**
  * Creates hosts through a driver: preflight once, the cluster key once, names reserved atomically,
  * then a bounded pool of `driver.create` calls, each persisted before and after. Resolves with every
@@ -69,7 +79,11 @@ export async function createHosts(req: CreateHostsRequest): Promise<HostOutcome[
   await store.init()
   // Names are checked against the store before anything else (no API call for a typo), and again
   // atomically when they are reserved, in case another belt process took one meanwhile.
+  // Hosts an earlier run created but did not finish (bootstrap failed or was interrupted): with a
+  // next phase, they skip create and go on to it, so the same command run again resumes.
+  let resume: string[] = []
   const plan = (existing: ReadonlyMap<string, HostRecord | undefined>): HostRecord[] => {
+    resume = []
     const chosen = names ?? nextNames((req.selection as {prefix: string}).prefix, (req.selection as {count: number}).count, existing.keys())
     const taken: string[] = []
     const out: HostRecord[] = []
@@ -80,6 +94,7 @@ export async function createHosts(req: CreateHostsRequest): Promise<HostOutcome[
       }
       const r = existing.get(name)
       if (r && isResumable(r, req.driver.name)) out.push({...r, phase: 'reserved', error: undefined, driverOptions: req.persistable})
+      else if (r && req.next && isCreatedUnfinished(r, req.driver.name)) resume.push(name)
       else taken.push(name)
     }
     if (taken.length > 0)
@@ -101,9 +116,26 @@ export async function createHosts(req: CreateHostsRequest): Promise<HostOutcome[
   const key = await ensureClusterKey(store, req.cluster)
   const records = await store.reserve(plan)
 
+  if (resume.length > 0) reporter.info(`Resuming ${summarizeNames(resume)}: created by an earlier run, not finished`)
+  const resumed = new Map(resume.map((n) => [n, req.next!(n).catch((e) => ({name: n, ok: false, phase: 'error' as const, error: oneLine(e)}))]))
   reporter.info(`Creating ${records.length} host${records.length === 1 ? '' : 's'} with the ${req.driver.name} driver (${req.concurrency} at a time)`)
-  const settled = await mapSettled(records, (r) => createOne(req, driver, key.publicKey, r), {concurrency: req.concurrency, signal: req.signal})
-  return settled.map((s) => (s.ok ? s.value : {name: s.item.name, ok: false, phase: 'error', error: oneLine(s.error)}))
+  const following = new Map<string, Promise<HostOutcome>>()
+  const settled = await mapSettled(
+    records,
+    async (r) => {
+      const created = await createOne(req, driver, key.publicKey, r)
+      if (req.next) following.set(r.name, req.next(r.name).catch((e) => ({name: r.name, ok: false, phase: 'error' as const, error: oneLine(e)})))
+      return created
+    },
+    {concurrency: req.concurrency, signal: req.signal},
+  )
+  const out: HostOutcome[] = []
+  for (const s of settled) {
+    if (!s.ok) out.push({name: s.item.name, ok: false, phase: 'error', error: oneLine(s.error)})
+    else out.push((await following.get(s.item.name)) ?? s.value)
+  }
+  for (const [, p] of resumed) out.push(await p)
+  return out
 }
 
 async function createOne(req: CreateHostsRequest, driver: Driver, publicKey: string, record: HostRecord): Promise<HostOutcome> {

@@ -32,6 +32,31 @@ export interface ResourceRef {
   at: string
 }
 
+/** What the bootstrapper records of a host's engine (no secret: the server key stays on the host). */
+export interface EngineRecord {
+  /** `tcp://ADDRESS:2376` */
+  url: string
+  id: string
+  name: string
+  serverVersion: string
+  labels: string[]
+  /** The `--engine-*` settings the host was bootstrapped with, reused by provision and regenerate-certs. */
+  config: {
+    labels: string[]
+    opts: string[]
+    insecureRegistries: string[]
+    registryMirrors: string[]
+    storageDriver?: string
+    version?: string
+    installUrl?: string
+    installProxy?: string
+  }
+  /** The server certificate's expiry (ISO-8601) and SHA-256 fingerprint. */
+  certNotAfter?: string
+  certFingerprint?: string
+  installed?: boolean
+}
+
 /** One host, as saved in `<store>/hosts/<name>.json`. Never contains a secret. */
 export interface HostRecord {
   schemaVersion: number
@@ -49,8 +74,9 @@ export interface HostRecord {
   owner?: {pid: number; since: string}
   error?: {phase: HostPhase; message: string; at: string}
   times: PhaseTimes
-  /** Engine and swarm details, filled by later phases. */
-  engine?: Record<string, unknown>
+  /** The engine, once bootstrapped. */
+  engine?: EngineRecord
+  /** Swarm details, filled by the swarm phase. */
   swarm?: Record<string, unknown>
   createdAt: string
   updatedAt: string

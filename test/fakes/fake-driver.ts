@@ -88,6 +88,6 @@ export class FakeDriver implements Driver {
 
 /** A registry entry and lookup serving one FakeDriver instance. */
 export function fakeRegistry(driver: FakeDriver): {entry: DriverEntry; lookup: (n: string) => DriverEntry | undefined} {
-  const entry: DriverEntry = {name: 'fake', description: driver.description, options: driver.options, createConcurrency: 4, load: async () => driver}
+  const entry: DriverEntry = {name: 'fake', description: driver.description, options: driver.options, createConcurrency: 4, bootstrapConcurrency: 4, load: async () => driver}
   return {entry, lookup: (n) => (n === 'fake' ? entry : undefined)}
 }

@@ -26,7 +26,7 @@ describe('belt with the local driver, as a new user runs it', () => {
   it('create node[1:5] makes five running hosts with distinct addresses', async () => {
     const r = await belt(['create', '--driver', 'local', ...SUBNET, 'node[1:5]'], {store})
     expect(r.code, r.stderr).toBe(0)
-    expect(r.stderr).toMatch(/Created 5 of 5 hosts/)
+    expect(r.stderr).toMatch(/Created and bootstrapped 5 of 5 hosts/)
     const ls = await belt(['ls', '--json'], {store})
     expect(ls.code, ls.stderr).toBe(0)
     const hosts = JSON.parse(ls.stdout) as {name: string; state: string; address: string; driver: string}[]
@@ -51,7 +51,7 @@ describe('belt with the local driver, as a new user runs it', () => {
   })
 
   it('--count continues numbering after the existing hosts', async () => {
-    const r = await belt(['create', '--driver', 'local', ...SUBNET, '--count', '2'], {store})
+    const r = await belt(['create', '--driver', 'local', ...SUBNET, '--no-bootstrap', '--count', '2'], {store})
     expect(r.code, r.stderr).toBe(0)
     const ls = await belt(['ls', '-q'], {store})
     expect(ls.stdout.trim().split('\n')).toEqual(['node1', 'node2', 'node3', 'node4', 'node5', 'node6', 'node7'])

@@ -42,7 +42,7 @@ describe('store under concurrent writer processes', () => {
     expect(corrupt).toEqual([])
     expect(records).toHaveLength(procs * each + 1)
     // No lost update: every increment of every process is there.
-    expect((await store.get('shared')).engine?.count).toBe(procs * increments)
+    expect((await store.get('shared')).swarm?.count).toBe(procs * increments)
     // No temp files or locks left behind.
     expect((await readdir(store.hostsDir)).filter((f) => !f.endsWith('.json'))).toEqual([])
     expect(await readdir(path.join(store.dir, 'locks'))).toEqual([])

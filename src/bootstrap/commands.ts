@@ -1,0 +1,202 @@
+/**
+ * Pure builders for what the bootstrapper sends to a host: every command string and file body is
+ * made here, from data, and table-tested. Strings meet the shell only through shQuote.
+ */
+import {shQuote} from '../ssh/quote.js'
+import {fillTemplate} from '../templates.js'
+
+/** The Docker API port with mutual TLS (IANA's docker-s). */
+export const DOCKER_TLS_PORT = 2376
+
+/** Where the engine's TLS files live on a host. */
+export const ENGINE_PATHS = {
+  dir: '/etc/docker',
+  ca: '/etc/docker/ca.pem',
+  cert: '/etc/docker/server.pem',
+  key: '/etc/docker/server-key.pem',
+  daemonJson: '/etc/docker/daemon.json',
+  dropInDir: '/etc/systemd/system/docker.service.d',
+  dropIn: '/etc/systemd/system/docker.service.d/10-belt.conf',
+  keyJson: '/etc/docker/key.json',
+} as const
+
+/** Engine settings from `--engine-*` flags. */
+export interface EngineConfig {
+  labels: string[]
+  /** `--engine-opt key=value`: a daemon.json key; `true`/`false`/numbers are typed, repeated keys become lists. */
+  opts: string[]
+  insecureRegistries: string[]
+  registryMirrors: string[]
+  storageDriver?: string
+  /** Distribution package version to pin, e.g. `20.10.24`. */
+  version?: string
+  /** An install script URL such as https://get.docker.com, used instead of the distribution's packages. */
+  installUrl?: string
+  /** HTTP proxy for apt, e.g. an apt cache on the operator's network. */
+  installProxy?: string
+}
+
+export const emptyEngineConfig = (): EngineConfig => ({labels: [], opts: [], insecureRegistries: [], registryMirrors: []})
+
+/** /etc/os-release, parsed. */
+export interface OsRelease {
+  id: string
+  idLike: string[]
+  versionId?: string
+  prettyName?: string
+}
+
+export function parseOsRelease(text: string): OsRelease {
+  const kv = new Map<string, string>()
+  for (const line of text.split('\n')) {
+    const m = /^([A-Z_]+)=(.*)$/.exec(line.trim())
+    if (!m) continue
+    let v = m[2]!
+    if ((v.startsWith('"') && v.endsWith('"')) || (v.startsWith("'") && v.endsWith("'"))) v = v.slice(1, -1)
+    kv.set(m[1]!, v)
+  }
+  return {
+    id: (kv.get('ID') ?? 'unknown').toLowerCase(),
+    idLike: (kv.get('ID_LIKE') ?? '').toLowerCase().split(/\s+/).filter(Boolean),
+    versionId: kv.get('VERSION_ID'),
+    prettyName: kv.get('PRETTY_NAME'),
+  }
+}
+
+export const isDebianFamily = (os: OsRelease): boolean => os.id === 'debian' || os.id === 'ubuntu' || os.idLike.includes('debian') || os.idLike.includes('ubuntu')
+
+/**
+ * Wraps a command for the SSH user: as is for root, through `sudo -n` otherwise (never a password
+ * prompt that would hang a batch).
+ */
+export function privileged(command: string, user: string): string {
+  return user === 'root' ? command : `sudo -n sh -c ${shQuote(command)}`
+}
+
+/**
+ * One round trip that tells the bootstrapper what it needs: os-release, the dockerd path (empty when
+ * absent), whether cloud-init exists, and the sha256 of the files belt manages (to skip a restart
+ * when nothing changed).
+ */
+export function probeCommand(): string {
+  const files = [ENGINE_PATHS.ca, ENGINE_PATHS.cert, ENGINE_PATHS.key, ENGINE_PATHS.daemonJson, ENGINE_PATHS.dropIn]
+  return [
+    'echo "--os"; cat /etc/os-release 2>/dev/null',
+    'echo "--dockerd"; command -v dockerd 2>/dev/null || { test -x /usr/bin/dockerd && echo /usr/bin/dockerd; } || true',
+    'echo "--cloud-init"; command -v cloud-init >/dev/null 2>&1 && echo yes || echo no',
+    'echo "--keyjson"; test -e /etc/docker/key.json && echo yes || echo no',
+    `echo "--active"; systemctl is-active docker 2>/dev/null || true`,
+    `echo "--sums"; for f in ${files.join(' ')}; do if [ -f "$f" ]; then sha256sum "$f"; fi; done`,
+  ].join('; ')
+}
+
+export interface Probe {
+  os: OsRelease
+  dockerd?: string
+  cloudInit: boolean
+  keyJson: boolean
+  active: boolean
+  sums: Map<string, string>
+}
+
+export function parseProbe(out: string): Probe {
+  const sections = new Map<string, string[]>()
+  let cur = ''
+  for (const line of out.split('\n')) {
+    if (/^--[a-z-]+$/.test(line)) {
+      cur = line.slice(2)
+      sections.set(cur, [])
+    } else sections.get(cur)?.push(line)
+  }
+  const text = (k: string) => (sections.get(k) ?? []).join('\n').trim()
+  const sums = new Map<string, string>()
+  for (const l of sections.get('sums') ?? []) {
+    const m = /^([0-9a-f]{64})\s+(\S+)$/.exec(l.trim())
+    if (m) sums.set(m[2]!, m[1]!)
+  }
+  return {
+    os: parseOsRelease(text('os')),
+    dockerd: text('dockerd') || undefined,
+    cloudInit: text('cloud-init') === 'yes',
+    keyJson: text('keyjson') === 'yes',
+    active: text('active') === 'active',
+    sums,
+  }
+}
+
+/** `cloud-init status --wait`: the cure for apt-lock failures on freshly booted cloud images. */
+export const cloudInitWaitCommand = 'cloud-init status --wait >/dev/null 2>&1 || true'
+
+/**
+ * The engine install script for a host without dockerd. Throws a plain Error naming the OS when
+ * belt has no way to install on it (the caller turns it into a host failure).
+ */
+export function installScript(os: OsRelease, cfg: EngineConfig, templates: {debian: string; script: string}): string {
+  if (cfg.installUrl) {
+    return fillTemplate('install-script.sh', templates.script, {
+      URL: shQuote(cfg.installUrl),
+      VERSION_ENV: cfg.version ? `VERSION=${shQuote(cfg.version)}` : '',
+    })
+  }
+  if (!isDebianFamily(os))
+    throw new Error(`no Docker engine on this ${os.prettyName ?? os.id} host and belt installs only on Debian/Ubuntu: install Docker yourself or pass --engine-install-url`)
+  return fillTemplate('install-debian.sh', templates.debian, {
+    VERSION_PIN: cfg.version ? `=${shQuote(cfg.version + '*')}` : '',
+    APT_OPTS: cfg.installProxy ? `-o Acquire::http::Proxy=${shQuote(cfg.installProxy)}` : '',
+  })
+}
+
+/** Sets the hostname now and across reboots, and maps it in /etc/hosts. */
+export function hostnameCommand(name: string): string {
+  const q = shQuote(name)
+  return [
+    `(hostnamectl set-hostname ${q} 2>/dev/null || hostname ${q})`,
+    `echo ${q} > /etc/hostname`,
+    `if grep -q '^127.0.1.1' /etc/hosts; then sed -i "s/^127.0.1.1.*/127.0.1.1 "${q}"/" /etc/hosts; else echo "127.0.1.1 "${q} >> /etc/hosts; fi`,
+  ].join(' && ')
+}
+
+/** Parses an `--engine-opt` value's right-hand side into the JSON type dockerd expects. */
+function typed(v: string): unknown {
+  if (v === 'true') return true
+  if (v === 'false') return false
+  if (/^-?[0-9]+$/.test(v)) return Number(v)
+  return v
+}
+
+/**
+ * /etc/docker/daemon.json: TLS, labels (always `provider=<driver>`), registries, storage driver and
+ * `--engine-opt` keys. Never a "hosts" key (see templates/engine/10-belt.conf).
+ */
+export function daemonJson(cfg: EngineConfig, driver: string, extra: Readonly<Record<string, unknown>> = {}): string {
+  const json: Record<string, unknown> = {
+    tlsverify: true,
+    tlscacert: ENGINE_PATHS.ca,
+    tlscert: ENGINE_PATHS.cert,
+    tlskey: ENGINE_PATHS.key,
+    labels: [`provider=${driver}`, ...cfg.labels.filter((l) => !l.startsWith('provider='))],
+    ...extra,
+  }
+  if (cfg.insecureRegistries.length) json['insecure-registries'] = [...cfg.insecureRegistries]
+  if (cfg.registryMirrors.length) json['registry-mirrors'] = [...cfg.registryMirrors]
+  if (cfg.storageDriver) json['storage-driver'] = cfg.storageDriver
+  for (const opt of cfg.opts) {
+    const i = opt.indexOf('=')
+    if (i <= 0) throw new Error(`--engine-opt ${opt}: expected KEY=VALUE, e.g. log-level=warn`)
+    const key = opt.slice(0, i)
+    if (key === 'hosts' || key === 'host') throw new Error(`--engine-opt ${key}: listeners are set by belt (port ${DOCKER_TLS_PORT}) and cannot be set in daemon.json`)
+    const value = typed(opt.slice(i + 1))
+    const prev = json[key]
+    json[key] = prev === undefined ? value : Array.isArray(prev) ? [...prev, value] : [prev, value]
+  }
+  return JSON.stringify(json, null, 2) + '\n'
+}
+
+/** The systemd drop-in with the listeners, for the dockerd found on the host. */
+export function dropIn(dockerd: string, template: string): string {
+  if (!/^\/[A-Za-z0-9._/-]+$/.test(dockerd)) throw new Error(`unexpected dockerd path ${JSON.stringify(dockerd)}`)
+  return fillTemplate('10-belt.conf', template, {DOCKERD: dockerd, PORT: String(DOCKER_TLS_PORT)})
+}
+
+/** Reload units and (re)start the engine; `enable` so it comes back after a reboot. */
+export const restartEngineCommand = 'systemctl daemon-reload; systemctl enable docker >/dev/null 2>&1; systemctl restart docker'

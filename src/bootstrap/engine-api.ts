@@ -1,0 +1,95 @@
+import https from 'node:https'
+
+/** The client side of the engine's mutual TLS: the store's CA and client certificate. */
+export interface ClientTls {
+  ca: string
+  cert: string
+  key: string
+}
+
+/** What belt keeps of `GET /info` and `GET /version`. */
+export interface EngineInfo {
+  id: string
+  name: string
+  serverVersion: string
+  apiVersion: string
+  labels: string[]
+  swarm: {nodeId: string; localNodeState: string; controlAvailable: boolean; clusterId?: string}
+}
+
+/**
+ * GET a Docker Engine API path over mutual TLS. Rejects on a TLS failure (wrong CA, no client
+ * certificate), a non-2xx status, or after `timeoutMs`.
+ */
+export function engineGet<T>(address: string, port: number, tls: ClientTls, path: string, timeoutMs = 10_000): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const req = https.request(
+      {host: address, port, path, method: 'GET', ca: tls.ca, cert: tls.cert, key: tls.key, servername: undefined, timeout: timeoutMs, agent: false},
+      (res) => {
+        let body = ''
+        res.setEncoding('utf8')
+        res.on('data', (d) => (body += d))
+        res.on('end', () => {
+          if ((res.statusCode ?? 0) >= 300) return reject(new Error(`engine API ${path} answered ${res.statusCode}: ${body.trim().slice(0, 200)}`))
+          try {
+            resolve(JSON.parse(body) as T)
+          } catch (e) {
+            reject(new Error(`engine API ${path} answered something that is not JSON`, {cause: e}))
+          }
+        })
+      },
+    )
+    req.on('timeout', () => req.destroy(new Error(`engine API ${path} did not answer within ${timeoutMs} ms`)))
+    req.on('error', reject)
+    req.end()
+  })
+}
+
+interface RawInfo {
+  ID: string
+  Name: string
+  ServerVersion: string
+  Labels: string[] | null
+  Swarm: {NodeID: string; LocalNodeState: string; ControlAvailable: boolean; Cluster?: {ID: string}}
+}
+
+/** `GET /info` and `GET /version`, reduced to what belt records. */
+export async function engineInfo(address: string, port: number, tls: ClientTls): Promise<EngineInfo> {
+  const info = await engineGet<RawInfo>(address, port, tls, '/info')
+  const version = await engineGet<{ApiVersion: string}>(address, port, tls, '/version')
+  return {
+    id: info.ID,
+    name: info.Name,
+    serverVersion: info.ServerVersion,
+    apiVersion: version.ApiVersion,
+    labels: info.Labels ?? [],
+    swarm: {
+      nodeId: info.Swarm.NodeID,
+      localNodeState: info.Swarm.LocalNodeState,
+      controlAvailable: info.Swarm.ControlAvailable,
+      clusterId: info.Swarm.Cluster?.ID,
+    },
+  }
+}
+
+/**
+ * Polls {@link engineInfo} until the engine answers over TLS or `timeoutMs` passes; rejects with the
+ * last error then (never success after the retries ran out).
+ */
+export async function waitForEngine(address: string, port: number, tls: ClientTls, timeoutMs: number, signal?: AbortSignal): Promise<EngineInfo> {
+  const deadline = Date.now() + timeoutMs
+  let delay = 200
+  let last: unknown
+  for (;;) {
+    signal?.throwIfAborted()
+    try {
+      return await engineInfo(address, port, tls)
+    } catch (e) {
+      last = e
+    }
+    if (Date.now() + delay > deadline)
+      throw new Error(`the engine at ${address}:${port} did not answer over TLS within ${Math.round(timeoutMs / 1000)} s: ${(last as Error)?.message ?? last}`, {cause: last})
+    await new Promise((r) => setTimeout(r, delay))
+    delay = Math.min(2000, Math.round(delay * 1.5))
+  }
+}

@@ -1,0 +1,36 @@
+import {Flags} from '@oclif/core'
+import {findDriver} from '../../drivers/registry.js'
+import {BaseCommand} from '../base-command.js'
+import {engineConfigFrom, engineFlags, engineFlagsGiven} from '../engine-flags.js'
+import {bootstrapHosts, prepareBootstrap} from '../services/bootstrap-hosts.js'
+import {selectHosts} from '../services/select-hosts.js'
+import {finishBatch} from '../ui/batch.js'
+import {LineReporter} from '../ui/reporter.js'
+
+export default class Provision extends BaseCommand<typeof Provision> {
+  static override summary = 'Bootstrap existing hosts: install and configure the Docker engine with mutual TLS'
+  static override description =
+    'Idempotent: files are compared by hash and the engine restarts only when its configuration changed. Without --engine-* flags, each host keeps the engine settings it was bootstrapped with.'
+  static override examples = ['<%= config.bin %> provision node1', "<%= config.bin %> provision 'node*' --engine-opt log-level=warn"]
+  static override strict = false
+  static override enableJsonFlag = true
+  static override flags = {
+    concurrency: Flags.integer({char: 'c', description: 'hosts bootstrapped at once [default: per driver, local 8]', min: 1}),
+    ...engineFlags,
+  }
+
+  async run() {
+    const store = this.openStore()
+    const hosts = await selectHosts(store, this.positional)
+    const startedAt = Date.now()
+    const setup = await prepareBootstrap(store)
+    const concurrency = this.flags.concurrency ?? Math.min(...hosts.map((h) => findDriver(h.driver)?.bootstrapConcurrency ?? 8))
+    const outcomes = await bootstrapHosts(setup, hosts.map((h) => h.name), {
+      engine: engineFlagsGiven(this.flags) ? engineConfigFrom(this.flags) : undefined,
+      reporter: new LineReporter(),
+      concurrency,
+    })
+    const storeFlag = this.flags.store ? ` --store ${this.flags.store}` : ''
+    return finishBatch(outcomes, {verb: 'provisioned', startedAt, retry: (failed) => `belt provision${storeFlag} ${failed.join(' ')}`})
+  }
+}

@@ -1,0 +1,44 @@
+import {Flags} from '@oclif/core'
+import type {EngineConfig} from './bootstrap/commands.js'
+
+/** `--engine-*` flags, shared by create and provision (docker-machine's names). */
+export const engineFlags = {
+  'engine-label': Flags.string({description: 'engine label KEY=VALUE (repeatable); provider=<driver> is always set', multiple: true, helpGroup: 'ENGINE'}),
+  'engine-opt': Flags.string({description: 'daemon.json option KEY=VALUE, e.g. log-level=warn (repeatable)', multiple: true, helpGroup: 'ENGINE'}),
+  'engine-insecure-registry': Flags.string({description: 'registry reached without TLS verification (repeatable)', multiple: true, helpGroup: 'ENGINE'}),
+  'engine-registry-mirror': Flags.string({description: 'registry mirror URL (repeatable)', multiple: true, helpGroup: 'ENGINE'}),
+  'engine-storage-driver': Flags.string({description: 'storage driver, e.g. overlay2 [default: the engine\'s choice]', helpGroup: 'ENGINE'}),
+  'engine-version': Flags.string({description: 'engine package version to install where none is present, e.g. 20.10.24 [default: the distribution\'s]', helpGroup: 'ENGINE'}),
+  'engine-install-url': Flags.string({description: 'install the engine with this script (e.g. https://get.docker.com) instead of the distribution\'s packages', helpGroup: 'ENGINE'}),
+  'engine-install-proxy': Flags.string({description: 'HTTP proxy for the package manager during the engine install, e.g. http://10.0.0.1:3142', helpGroup: 'ENGINE'}),
+}
+
+type EngineFlagValues = {
+  'engine-label'?: string[]
+  'engine-opt'?: string[]
+  'engine-insecure-registry'?: string[]
+  'engine-registry-mirror'?: string[]
+  'engine-storage-driver'?: string
+  'engine-version'?: string
+  'engine-install-url'?: string
+  'engine-install-proxy'?: string
+}
+
+/** True when any `--engine-*` flag was given. */
+export function engineFlagsGiven(f: EngineFlagValues): boolean {
+  return Object.entries(f).some(([k, v]) => k.startsWith('engine-') && v !== undefined && (!Array.isArray(v) || v.length > 0))
+}
+
+/** The EngineConfig that the flags describe. */
+export function engineConfigFrom(f: EngineFlagValues): EngineConfig {
+  return {
+    labels: f['engine-label'] ?? [],
+    opts: f['engine-opt'] ?? [],
+    insecureRegistries: f['engine-insecure-registry'] ?? [],
+    registryMirrors: f['engine-registry-mirror'] ?? [],
+    storageDriver: f['engine-storage-driver'],
+    version: f['engine-version'],
+    installUrl: f['engine-install-url'],
+    installProxy: f['engine-install-proxy'],
+  }
+}
