@@ -1,6 +1,7 @@
 import {Args} from '@oclif/core'
 import {BaseCommand} from '../base-command.js'
 import type {HostRecord} from '../store/types.js'
+import {hostCertWarning, storeCertWarnings} from '../services/cert-warnings.js'
 
 export default class Inspect extends BaseCommand<typeof Inspect> {
   static override summary = "Print a host's record as JSON"
@@ -9,7 +10,9 @@ export default class Inspect extends BaseCommand<typeof Inspect> {
   static override args = {name: Args.string({description: 'host name', required: true})}
 
   async run(): Promise<HostRecord> {
-    const record = await this.openStore().get(this.args.name)
+    const store = this.openStore()
+    const record = await store.get(this.args.name)
+    for (const w of [hostCertWarning(record), ...(await storeCertWarnings(store))]) if (w) this.note(`Warning: ${w}`)
     process.stdout.write(JSON.stringify(record, null, 2) + '\n')
     return record
   }

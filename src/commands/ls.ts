@@ -2,6 +2,7 @@ import {Flags} from '@oclif/core'
 import {BaseCommand} from '../base-command.js'
 import {listHosts, parseFilters, type HostView} from '../services/list-hosts.js'
 import {renderTable} from '../ui/table.js'
+import {storeCertWarnings} from '../services/cert-warnings.js'
 
 export default class Ls extends BaseCommand<typeof Ls> {
   static override summary = 'List hosts with their live state'
@@ -19,6 +20,7 @@ export default class Ls extends BaseCommand<typeof Ls> {
     const {hosts, corrupt} = await listHosts(store)
     const shown = hosts.filter((h) => filters.every((f) => f(h)))
     for (const c of corrupt) this.note(`Warning: ${c.problem}`)
+    for (const w of await storeCertWarnings(store)) this.note(`Warning: ${w}`)
     if (this.jsonEnabled()) return shown
     if (this.flags.quiet) {
       process.stdout.write(shown.map((h) => h.name + '\n').join(''))

@@ -27,7 +27,7 @@ export default class Rm extends BaseCommand<typeof Rm> {
     if (!this.flags.yes) {
       if (!canPrompt())
         throw usageError(`refusing to remove ${summarizeNames(names)} without confirmation`, 'E_CONFIRM', 'pass -y to remove without asking')
-      const ok = await confirm({message: `Remove ${hosts.length} host${hosts.length === 1 ? '' : 's'} (${summarizeNames(names)})? This destroys them.`, default: false})
+      const ok = await confirm({message: `Remove ${hosts.length} host${hosts.length === 1 ? '' : 's'} (${summarizeNames(names)})? This destroys ${hosts.length === 1 ? 'it' : 'them'}.`, default: false})
       if (!ok) {
         this.note('Nothing removed.')
         return []

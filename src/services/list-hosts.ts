@@ -5,6 +5,7 @@ import {mapSettled} from '../scheduler/pool.js'
 import type {CorruptRecord, Store} from '../store/store.js'
 import type {HostRecord} from '../store/types.js'
 import {silentReporter} from '../ui/reporter.js'
+import {hostCertWarning} from './cert-warnings.js'
 import {driverContext, resolveDriverOptions} from './driver-context.js'
 
 /** One row of `belt ls`, also its --json shape. */
@@ -64,6 +65,8 @@ export async function listHosts(store: Store, opts: {concurrency?: number; env?:
     const errors: string[] = []
     if (r.error) errors.push(`${r.error.phase}: ${r.error.message}`)
     if (live.error) errors.push(live.error)
+    const cert = hostCertWarning(r)
+    if (cert) errors.push(cert)
     return {
       name: r.name,
       driver: r.driver,
