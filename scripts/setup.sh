@@ -21,6 +21,31 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# The engine-install integration test installs docker.io inside a test host from a local APT
+# repository the test serves itself (tests never reach the internet): cache the .deb here, once.
+# The version installed on this machine, so that its dependencies (containerd, runc, tini,
+# iptables, ... all present on this machine and so in every host) are satisfied and docker.io
+# alone is enough; the candidate version when the installed one is no longer in the archive.
+debs=.belt-test/debs
+docker_version=$(dpkg-query -W -f='${Version}' docker.io)
+docker_candidate=$(apt-cache policy docker.io | awk '$1 == "Candidate:" {print $2}')
+cached_deb() {
+  local f v
+  for f in "$debs"/docker.io_*.deb; do
+    [ -f "$f" ] || continue
+    v=$(dpkg-deb -f "$f" Version)
+    [ "$v" = "$docker_version" ] || [ "$v" = "$docker_candidate" ] && return 0
+  done
+  return 1
+}
+if ! cached_deb; then
+  echo "setup: downloading docker.io $docker_version into $debs (for test/integration/engine-install.test.ts)" >&2
+  mkdir -p "$debs"
+  rm -f "$debs"/docker.io_*.deb
+  fetch() { (cd "$debs" && apt-get download -qq -o APT::Sandbox::User=root "$@"); }
+  fetch "docker.io=$docker_version" 2>/dev/null || { apt-get update -qq && { fetch "docker.io=$docker_version" || fetch docker.io; }; }
+fi
+
 export PATH="/usr/local/bin:$PATH"
 if ! command -v node >/dev/null || ! node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 22 ? 0 : 1)'; then
   echo "setup: installing Node.js 22 LTS into /usr/local (npm package node@22)" >&2
