@@ -17,6 +17,73 @@ export interface EngineInfo {
   swarm: {nodeId: string; localNodeState: string; controlAvailable: boolean; clusterId?: string}
 }
 
+/** An Engine API error: the status and the daemon's own message. */
+export class EngineApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly path: string,
+    readonly daemonMessage: string,
+  ) {
+    super(`engine API ${path} answered ${status}: ${daemonMessage.slice(0, 300)}`)
+    this.name = 'EngineApiError'
+  }
+}
+
+/**
+ * One Docker Engine API call over mutual TLS: JSON in, JSON (or nothing) out. Rejects with an
+ * {@link EngineApiError} carrying the daemon's message for a non-2xx status, and with the socket
+ * error on TLS or network failures, or after `timeoutMs`.
+ */
+export function engineRequest<T = unknown>(
+  address: string,
+  port: number,
+  tls: ClientTls,
+  method: 'GET' | 'POST' | 'DELETE',
+  path: string,
+  body?: unknown,
+  timeoutMs = 30_000,
+): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body))
+    const req = https.request(
+      {
+        host: address,
+        port,
+        path,
+        method,
+        ca: tls.ca,
+        cert: tls.cert,
+        key: tls.key,
+        timeout: timeoutMs,
+        agent: false,
+        headers: payload ? {'content-type': 'application/json', 'content-length': payload.length} : {},
+      },
+      (res) => {
+        let text = ''
+        res.setEncoding('utf8')
+        res.on('data', (d) => (text += d))
+        res.on('end', () => {
+          const status = res.statusCode ?? 0
+          let json: unknown
+          try {
+            json = text.trim() ? JSON.parse(text) : undefined
+          } catch {
+            json = text
+          }
+          if (status >= 300) {
+            const msg = typeof json === 'object' && json && 'message' in json ? String((json as {message: unknown}).message) : text.trim()
+            return reject(new EngineApiError(status, path, msg))
+          }
+          resolve(json as T)
+        })
+      },
+    )
+    req.on('timeout', () => req.destroy(new Error(`engine API ${method} ${path} on ${address} did not answer within ${Math.round(timeoutMs / 1000)} s`)))
+    req.on('error', reject)
+    req.end(payload)
+  })
+}
+
 /**
  * GET a Docker Engine API path over mutual TLS. Rejects on a TLS failure (wrong CA, no client
  * certificate), a non-2xx status, or after `timeoutMs`.

@@ -4,12 +4,12 @@ import {drivers, findDriver, flagName} from '../../drivers/registry.js'
 import {BaseCommand, canPrompt} from '../base-command.js'
 import {usageError} from '../errors.js'
 import {engineConfigFrom, engineFlags} from '../engine-flags.js'
-import {bootstrapOne, prepareBootstrap} from '../services/bootstrap-hosts.js'
-import {createHosts} from '../services/create-hosts.js'
+import {runCreatePipeline} from '../services/pipeline.js'
+import {swarmFlags, swarmSettingsFrom} from '../swarm-flags.js'
+import {finishSwarmBatch} from '../ui/swarm-summary.js'
 import {resolveDriverOptions} from '../services/driver-context.js'
 import {finishBatch} from '../ui/batch.js'
 import {LineReporter} from '../ui/reporter.js'
-import pLimit from 'p-limit'
 
 /** `--<driver>-<option>` for every driver's options, each with its env var, grouped by driver in help. */
 function driverFlags() {
@@ -35,6 +35,7 @@ export default class Create extends BaseCommand<typeof Create> {
     '<%= config.bin %> create --driver local --count 3 --prefix web',
     '<%= config.bin %> create --driver local --engine-label tier=web --engine-opt log-level=warn node[1:3]',
     '<%= config.bin %> create --driver local --no-bootstrap node4',
+    '<%= config.bin %> create --driver local --count 50 --swarm --managers 3',
   ]
   static override strict = false
   static override enableJsonFlag = true
@@ -47,6 +48,8 @@ export default class Create extends BaseCommand<typeof Create> {
     prefix: Flags.string({description: 'name prefix for --count', default: 'node'}),
     cluster: Flags.string({description: 'cluster the hosts belong to (shared SSH key and cloud resources)', default: 'default', env: 'BELT_CLUSTER'}),
     concurrency: Flags.integer({char: 'c', description: 'hosts created at once [default: per driver, local 8]', min: 1}),
+    swarm: Flags.boolean({description: "join each host to the cluster's swarm as soon as its engine is ready (forms the swarm when there is none)"}),
+    ...swarmFlags,
     bootstrap: Flags.boolean({description: 'install and configure the Docker engine with mutual TLS on each host as soon as it is created', default: true, allowNo: true}),
     'bootstrap-concurrency': Flags.integer({description: 'hosts bootstrapped at once [default: per driver, local 8]', min: 1}),
     ...engineFlags,
@@ -77,35 +80,27 @@ export default class Create extends BaseCommand<typeof Create> {
       ;({options, persistable} = resolveDriverOptions(entry, given))
     }
 
+    if (this.flags.swarm && !this.flags.bootstrap) throw usageError('--swarm needs the engines: drop --no-bootstrap', 'E_SWARM_NO_BOOTSTRAP')
     const startedAt = Date.now()
     const store = this.openStore()
-    const reporter = new LineReporter()
-    const engine = engineConfigFrom(this.flags)
-    // Each host goes on to its bootstrap as soon as it is created: no barrier between phases.
-    let next: ((name: string) => ReturnType<typeof bootstrapOne>) | undefined
-    if (this.flags.bootstrap) {
-      const limit = pLimit(this.flags['bootstrap-concurrency'] ?? entry.bootstrapConcurrency)
-      let setup: ReturnType<typeof prepareBootstrap> | undefined
-      next = (name) => limit(async () => bootstrapOne(await (setup ??= prepareBootstrap(store)), name, {engine, reporter}))
-    }
-    const outcomes = await createHosts({
+    const r = await runCreatePipeline({
       store,
       driver: entry,
       options,
       persistable,
       selection: this.flags.count !== undefined ? {count: this.flags.count, prefix: this.flags.prefix} : {patterns},
       cluster: this.flags.cluster,
-      concurrency: this.flags.concurrency ?? entry.createConcurrency,
-      reporter,
-      next,
+      createConcurrency: this.flags.concurrency ?? entry.createConcurrency,
+      bootstrap: this.flags.bootstrap ? {engine: engineConfigFrom(this.flags), concurrency: this.flags['bootstrap-concurrency'] ?? entry.bootstrapConcurrency} : undefined,
+      swarm: this.flags.swarm ? swarmSettingsFrom(this.flags) : undefined,
+      reporter: new LineReporter(),
+      command: commandLine(this.id ?? 'create', this.argv, entry.name, entry.options),
     })
     const storeFlag = this.flags.store ? ` --store ${this.flags.store}` : ''
-    return finishBatch(outcomes, {
-      verb: this.flags.bootstrap ? 'created and bootstrapped' : 'created',
-      startedAt,
-      // The same command resumes: hosts never created are created, created ones are bootstrapped.
-      retry: (failed) => `belt create --driver ${entry.name}${storeFlag}${this.flags.bootstrap ? '' : ' --no-bootstrap'} ${failed.join(' ')}`,
-    })
+    // The same command resumes: hosts never created are created, created ones go on from their phase.
+    const retry = (failed: string[]) => `belt create --driver ${entry.name}${storeFlag}${this.flags.bootstrap ? '' : ' --no-bootstrap'}${this.flags.swarm ? ' --swarm' : ''} ${failed.join(' ')}`
+    if (this.flags.swarm) return finishSwarmBatch(r.outcomes, {...r, startedAt, retry})
+    return finishBatch(r.outcomes, {verb: this.flags.bootstrap ? 'created and bootstrapped' : 'created', startedAt, retry})
   }
 
   /** --driver, else a prompt on a terminal, else a usage error naming the flag. */
@@ -115,4 +110,20 @@ export default class Create extends BaseCommand<typeof Create> {
       throw usageError(`missing --driver: choose one of ${drivers.map((d) => d.name).join(', ')}`, 'E_MISSING_DRIVER', 'e.g. belt create --driver local node1')
     return select({message: 'Driver', choices: drivers.map((d) => ({value: d.name, description: d.description}))})
   }
+}
+
+/** The command line for the experiment log, with the values of secret driver options masked. */
+export function commandLine(id: string, argv: readonly string[], driver: string, options: readonly {name: string; secret?: boolean}[]): string {
+  const secret = new Set(options.filter((o) => o.secret).map((o) => `--${flagName(driver, o.name)}`))
+  const out = ['belt', ...id.split(':')]
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!
+    const eq = a.indexOf('=')
+    if (eq > 0 && secret.has(a.slice(0, eq))) out.push(`${a.slice(0, eq)}=***`)
+    else if (secret.has(a)) {
+      out.push(a, '***')
+      i++
+    } else out.push(a)
+  }
+  return out.join(' ')
 }

@@ -37,8 +37,12 @@ export interface HostOutcome {
   phase: HostRecord['phase']
   address?: string
   error?: string
-  /** Milliseconds from create requested to SSH port open. */
+  /** Milliseconds the phase took for this host. */
   ms?: number
+  /** Swarm role, for hosts that joined. */
+  role?: 'manager' | 'worker'
+  /** The engine answered "Timeout was reached before node joined" (verified afterwards). */
+  timedOut?: boolean
 }
 
 /** True when a belt process with this PID is alive (on this machine). */

@@ -13,6 +13,7 @@ export type HostPhase =
   | 'created' // machine reachable over SSH
   | 'bootstrapping'
   | 'bootstrapped' // engine answers over mutual TLS
+  | 'joined' // a member of the cluster's swarm
   | 'removing'
   | 'error' // the last step failed; `error` says which and why
 
@@ -57,6 +58,15 @@ export interface EngineRecord {
   installed?: boolean
 }
 
+/** What Belt records of a host's swarm membership. */
+export interface SwarmRecord {
+  clusterId?: string
+  nodeId?: string
+  role?: 'manager' | 'worker'
+  advertiseAddr?: string
+  [key: string]: unknown
+}
+
 /** One host, as saved in `<store>/hosts/<name>.json`. Never contains a secret. */
 export interface HostRecord {
   schemaVersion: number
@@ -76,8 +86,8 @@ export interface HostRecord {
   times: PhaseTimes
   /** The engine, once bootstrapped. */
   engine?: EngineRecord
-  /** Swarm details, filled by the swarm phase. */
-  swarm?: Record<string, unknown>
+  /** The host's swarm membership, as Belt last set it. */
+  swarm?: SwarmRecord
   createdAt: string
   updatedAt: string
 }

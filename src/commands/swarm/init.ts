@@ -1,0 +1,33 @@
+import {Flags} from '@oclif/core'
+import {BaseCommand} from '../../base-command.js'
+import {swarmInit} from '../../services/swarm.js'
+import {swarmFlags, swarmSettingsFrom} from '../../swarm-flags.js'
+import {LineReporter} from '../../ui/reporter.js'
+import {finishSwarmBatch} from '../../ui/swarm-summary.js'
+
+export default class SwarmInit extends BaseCommand<typeof SwarmInit> {
+  static override summary = 'Form a swarm from bootstrapped hosts (or grow the one that exists)'
+  static override description =
+    'With no names, every host of the cluster. The first manager initialises the swarm, the other managers join one at a time, workers join through a sliding window. Hosts already in the swarm are skipped; hosts in another swarm are reported. Running it again converges.'
+  static override examples = ['<%= config.bin %> swarm init', "<%= config.bin %> swarm init --managers 5 'node[1:100]'", '<%= config.bin %> swarm init --manager-availability active']
+  static override strict = false
+  static override enableJsonFlag = true
+  static override flags = {
+    ...swarmFlags,
+    cluster: Flags.string({description: 'only the hosts of this cluster (with no names)', env: 'BELT_CLUSTER'}),
+  }
+
+  async run() {
+    const startedAt = Date.now()
+    const r = await swarmInit({
+      store: this.openStore(),
+      patterns: this.positional,
+      cluster: this.flags.cluster,
+      settings: swarmSettingsFrom(this.flags),
+      reporter: new LineReporter(),
+      command: ['belt', 'swarm', 'init', ...this.argv].join(' '),
+    })
+    const storeFlag = this.flags.store ? ` --store ${this.flags.store}` : ''
+    return finishSwarmBatch(r.outcomes, {...r, startedAt, retry: (failed) => `belt swarm init${storeFlag} ${failed.join(' ')}`})
+  }
+}

@@ -1,0 +1,36 @@
+import {Flags} from '@oclif/core'
+import {BaseCommand} from '../../base-command.js'
+import {usageError} from '../../errors.js'
+import {swarmInit} from '../../services/swarm.js'
+import {swarmFlags, swarmSettingsFrom} from '../../swarm-flags.js'
+import {LineReporter} from '../../ui/reporter.js'
+import {finishSwarmBatch} from '../../ui/swarm-summary.js'
+
+export default class SwarmJoin extends BaseCommand<typeof SwarmJoin> {
+  static override summary = "Join hosts to their cluster's swarm"
+  static override description = 'As workers, or as managers with --manager (one at a time). Members are skipped.'
+  static override examples = ['<%= config.bin %> swarm join node7', "<%= config.bin %> swarm join --manager 'node[4:5]'"]
+  static override strict = false
+  static override enableJsonFlag = true
+  static override flags = {
+    manager: Flags.boolean({description: 'join as managers'}),
+    'join-concurrency': swarmFlags['join-concurrency'],
+    'advertise-addr-type': swarmFlags['advertise-addr-type'],
+    'manager-availability': swarmFlags['manager-availability'],
+  }
+
+  async run() {
+    if (this.positional.length === 0) throw usageError('name the hosts to join', 'E_NO_NAMES', 'e.g. belt swarm join node7')
+    const startedAt = Date.now()
+    const r = await swarmInit({
+      store: this.openStore(),
+      patterns: this.positional,
+      settings: {...swarmSettingsFrom({...this.flags, managers: 7}), managers: 7},
+      role: this.flags.manager ? 'manager' : 'worker',
+      reporter: new LineReporter(),
+      command: ['belt', 'swarm', 'join', ...this.argv].join(' '),
+    })
+    const storeFlag = this.flags.store ? ` --store ${this.flags.store}` : ''
+    return finishSwarmBatch(r.outcomes, {...r, startedAt, retry: (failed) => `belt swarm join${this.flags.manager ? ' --manager' : ''}${storeFlag} ${failed.join(' ')}`})
+  }
+}

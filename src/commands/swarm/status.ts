@@ -1,0 +1,38 @@
+import {Flags} from '@oclif/core'
+import {BaseCommand} from '../../base-command.js'
+import {swarmStatus, type SwarmStatus} from '../../services/swarm.js'
+import {renderTable} from '../../ui/table.js'
+
+export default class SwarmStatusCommand extends BaseCommand<typeof SwarmStatusCommand> {
+  static override summary = "Show the swarm's nodes as its managers see them"
+  static override description = 'Ready and Down counts, managers, leader and reachability, engine versions. Asks the managers of the inventory until one answers.'
+  static override aliases = ['swarm:ls']
+  static override examples = ['<%= config.bin %> swarm status', '<%= config.bin %> swarm ls --json', '<%= config.bin %> swarm status -q']
+  static override enableJsonFlag = true
+  static override flags = {
+    cluster: Flags.string({description: 'the swarm of this cluster', env: 'BELT_CLUSTER'}),
+    quiet: Flags.boolean({char: 'q', description: 'only the summary line'}),
+  }
+
+  async run(): Promise<SwarmStatus> {
+    const s = await swarmStatus(this.openStore(), this.flags.cluster)
+    if (this.jsonEnabled()) return s
+    if (!this.flags.quiet) {
+      const rows = s.nodes.map((n) => [
+        n.host ?? n.hostname,
+        n.role,
+        n.state === 'ready' ? 'Ready' : n.state.charAt(0).toUpperCase() + n.state.slice(1),
+        n.availability.charAt(0).toUpperCase() + n.availability.slice(1),
+        n.role === 'manager' ? (n.leader ? 'Leader' : n.reachability === 'reachable' ? 'Reachable' : (n.reachability ?? 'Unknown')) : '',
+        n.engineVersion ?? '',
+      ])
+      process.stdout.write(renderTable(['NAME', 'ROLE', 'STATUS', 'AVAILABILITY', 'MANAGER STATUS', 'ENGINE'], rows))
+    }
+    process.stdout.write(
+      `${s.nodes.length} nodes: ${s.ready} Ready, ${s.down} Down; ${s.managers} managers (${s.reachableManagers} reachable), leader ${s.leader ?? 'none'}` +
+        (s.missing.length ? `; not listed: ${s.missing.join(', ')}` : '') +
+        '\n',
+    )
+    return s
+  }
+}

@@ -1,0 +1,120 @@
+import pLimit from 'p-limit'
+import type {DriverOptions} from '../../drivers/driver.js'
+import type {DriverEntry} from '../../drivers/registry.js'
+import type {EngineConfig} from '../bootstrap/commands.js'
+import {oneLine} from '../errors.js'
+import type {Store} from '../store/store.js'
+import type {HostRecord} from '../store/types.js'
+import type {SwarmFormation} from '../swarm/formation.js'
+import type {Reporter} from '../ui/reporter.js'
+import {bootstrapOne, prepareBootstrap, type BootstrapSetup} from './bootstrap-hosts.js'
+import {createHosts, type HostOutcome, type HostSelection} from './create-hosts.js'
+import {EngineSwarmApi} from '../swarm/api.js'
+import {clusterRecords, prepareFormation, saveSwarmRun, storeClientTls, type SwarmSettings} from './swarm.js'
+
+export interface PipelineRequest {
+  store: Store
+  driver: DriverEntry
+  options: DriverOptions
+  persistable: Record<string, string>
+  selection: HostSelection
+  cluster: string
+  createConcurrency: number
+  /** Bootstrap each host as soon as it is created; undefined: create only. */
+  bootstrap?: {engine: EngineConfig; concurrency: number}
+  /** Join each host to the cluster's swarm as soon as its engine is ready; needs `bootstrap`. */
+  swarm?: SwarmSettings
+  reporter: Reporter
+  /** The command line for the experiment log (no secrets). */
+  command: string
+}
+
+export interface PipelineResult {
+  outcomes: HostOutcome[]
+  clusterId?: string
+  leader?: string
+  timeouts: string[]
+  runFile: string
+}
+
+/**
+ * `belt create`: create -> bootstrap -> join, each host moving to its next phase as soon as it is
+ * ready (no barrier, no waves), each phase bounded by its own window. Every phase is persisted, so
+ * the same command run again resumes. Ends with the swarm's own view: joined hosts must be Ready.
+ */
+export async function runCreatePipeline(req: PipelineRequest): Promise<PipelineResult> {
+  const {store, reporter} = req
+  const startedAt = new Date()
+  let setup: Promise<BootstrapSetup> | undefined
+  const bootLimit = req.bootstrap ? pLimit(req.bootstrap.concurrency) : undefined
+
+  let formation: SwarmFormation | undefined
+  const known = new Map<string, HostRecord>()
+  const nodeIds = new Map<string, string>()
+  if (req.swarm) {
+    await store.init()
+    const api = new EngineSwarmApi(await storeClientTls(store))
+    const existing = await clusterRecords(store, req.cluster)
+    const count = 'count' in req.selection ? req.selection.count : req.selection.patterns.length
+    ;({formation} = await prepareFormation({
+      store,
+      api,
+      cluster: existing,
+      known,
+      settings: req.swarm,
+      reporter,
+      // Patterns may expand to more; the count is only used to decide whether managers drain.
+      expectedSize: (p) => p.members.length + p.free.length + count,
+    }))
+  }
+
+  const next = bootLimit
+    ? async (name: string): Promise<HostOutcome> => {
+        const b = await bootLimit(async () => bootstrapOne(await (setup ??= prepareBootstrap(store)), name, {engine: req.bootstrap!.engine, reporter}))
+        if (!b.ok || !formation) return b
+        const rec = await store.get(name)
+        known.set(name, rec)
+        const j = await formation.add(name)
+        if (!j.ok) {
+          await store.update(name, (x) => {
+            x.error = {phase: 'joined', message: j.error ?? 'join failed', at: new Date().toISOString()}
+          }).catch(() => undefined)
+          reporter.host(name, `join failed: ${j.error}`)
+          return {name, ok: false, phase: 'bootstrapped', address: b.address, error: j.error}
+        }
+        if (j.nodeId) nodeIds.set(name, j.nodeId)
+        return {name, ok: true, phase: 'joined', address: b.address, role: j.role, timedOut: j.timedOut}
+      }
+    : undefined
+
+  let outcomes = await createHosts({
+    store,
+    driver: req.driver,
+    options: req.options,
+    persistable: req.persistable,
+    selection: req.selection,
+    cluster: req.cluster,
+    concurrency: req.createConcurrency,
+    reporter,
+    next,
+  })
+
+  if (formation && nodeIds.size > 0) {
+    const notReady = await formation.verify(nodeIds).catch((e) => new Map([...nodeIds.keys()].map((n) => [n, oneLine(e)])))
+    outcomes = outcomes.map((o) => (notReady.has(o.name) ? {...o, ok: false, error: `joined but not Ready (${notReady.get(o.name)})`} : o))
+  }
+  const runFile = await saveSwarmRun(store, {
+    command: req.command,
+    driver: req.driver.name,
+    startedAt,
+    settings: {
+      createConcurrency: req.createConcurrency,
+      ...(req.bootstrap ? {bootstrapConcurrency: req.bootstrap.concurrency} : {}),
+      ...(req.swarm ? {managers: req.swarm.managers, joinConcurrency: req.swarm.concurrency, availability: req.swarm.availability} : {}),
+    },
+    outcomes,
+    timeouts: formation?.timeouts ?? [],
+  })
+  const clusterId = (await clusterRecords(store, req.cluster)).find((r) => r.swarm?.clusterId)?.swarm?.clusterId
+  return {outcomes, clusterId, leader: formation?.leaderName, timeouts: formation?.timeouts ?? [], runFile}
+}

@@ -1,0 +1,364 @@
+import type {ClientTls} from '../bootstrap/engine-api.js'
+import {ExitCode, UserError, oneLine, usageError} from '../errors.js'
+import {summarizeNames} from '../names.js'
+import {ensureCa, ensureClientCert} from '../pki/ca.js'
+import {mapSettled} from '../scheduler/pool.js'
+import {newRunId, saveRun, type Run, type RunHost} from '../store/runs.js'
+import {naturalCompare, type Store} from '../store/store.js'
+import type {HostRecord} from '../store/types.js'
+import {EngineSwarmApi, type EngineEndpoint, type SwarmApi, type SwarmNode} from '../swarm/api.js'
+import {SwarmFormation, type JoinResult} from '../swarm/formation.js'
+import {advertiseAddress, checkManagers, managerAvailability, planSwarm, type AdvertiseType, type Availability, type HostSwarmState, type SwarmPlan} from '../swarm/plan.js'
+import type {Reporter} from '../ui/reporter.js'
+import type {HostOutcome} from './create-hosts.js'
+
+/**
+ * Worker joins at once by default. Measured on this 2-core machine (shared/notes and bench/swarm):
+ * 16 concurrent joins formed a 100-node swarm with no join timeout, all-at-once gave 49 timeouts
+ * and took longer; joins are serialised by the leader at about a node per second anyway.
+ */
+export const DEFAULT_JOIN_CONCURRENCY = 16
+
+export interface SwarmSettings {
+  managers: number
+  concurrency: number
+  availability: 'auto' | Availability
+  advertiseType: AdvertiseType
+}
+
+/** The client side of mutual TLS, from the store (created on first use, like bootstrap does). */
+export async function storeClientTls(store: Store): Promise<ClientTls> {
+  const ca = await ensureCa(store)
+  const c = await ensureClientCert(store, ca)
+  return {ca: c.ca, cert: c.cert, key: c.key}
+}
+
+/** Where a bootstrapped host's engine answers. */
+export function endpointOf(r: HostRecord): EngineEndpoint {
+  if (!r.engine) throw new UserError(`${r.name} has no engine (its state is ${r.phase})`, {code: 'E_NO_ENGINE', exit: ExitCode.environment, hint: `bootstrap it with: belt provision ${r.name}`})
+  const u = new URL(r.engine.url.replace(/^tcp:/, 'https:'))
+  return {name: r.name, address: u.hostname, port: Number(u.port || 2376)}
+}
+
+/** The hosts of a cluster, in natural name order. */
+export async function clusterRecords(store: Store, cluster?: string): Promise<HostRecord[]> {
+  const {records} = await store.list()
+  return records.filter((r) => cluster === undefined || r.cluster === cluster).sort((a, b) => naturalCompare(a.name, b.name))
+}
+
+/** Asks every engine for its swarm state, through a bounded pool. */
+export async function swarmStates(api: SwarmApi, records: readonly HostRecord[], advertiseType: AdvertiseType): Promise<HostSwarmState[]> {
+  const settled = await mapSettled(
+    records,
+    async (r): Promise<HostSwarmState> => {
+      const advertiseAddr = advertiseAddress(r.name, r.machine!, advertiseType)
+      try {
+        return {name: r.name, advertiseAddr, info: await api.info(endpointOf(r)), recordedClusterId: r.swarm?.clusterId}
+      } catch (e) {
+        return {name: r.name, advertiseAddr, error: oneLine(e)}
+      }
+    },
+    {concurrency: 32},
+  )
+  return settled.map((s) => (s.ok ? s.value : {name: s.item.name, advertiseAddr: s.item.machine!.address, error: oneLine(s.error)}))
+}
+
+/** Saves what a successful join means to the host's record. */
+export async function recordJoin(store: Store, r: JoinResult, advertiseAddr: string): Promise<void> {
+  await store.update(r.name, (x) => {
+    x.phase = 'joined'
+    x.swarm = {clusterId: r.clusterId, nodeId: r.nodeId, role: r.role, advertiseAddr}
+    x.times.joined = new Date().toISOString()
+    x.error = undefined
+  })
+}
+
+/** Saves a failed join to the host's record. */
+async function recordJoinFailure(store: Store, r: JoinResult): Promise<void> {
+  await store
+    .update(r.name, (x) => {
+      x.error = {phase: 'joined', message: r.error ?? 'join failed', at: new Date().toISOString()}
+    })
+    .catch(() => undefined)
+}
+
+/** The formation for a cluster: existing swarm found, the managers and availability decided. */
+export async function prepareFormation(o: {
+  store: Store
+  api: SwarmApi
+  cluster: readonly HostRecord[]
+  /** How many hosts will be in the swarm once the batch is done (for the drain decision). */
+  expectedSize: (plan: SwarmPlan) => number
+  settings: SwarmSettings
+  reporter: Reporter
+  known?: Map<string, HostRecord>
+}): Promise<{formation: SwarmFormation; plan: SwarmPlan; availability: Availability}> {
+  checkManagers(o.settings.managers)
+  const withEngine = o.cluster.filter((r) => r.engine && r.machine)
+  const plan = planSwarm(await swarmStates(o.api, withEngine, o.settings.advertiseType))
+  const availability = managerAvailability(o.settings.availability, o.expectedSize(plan))
+  // Hosts the create pipeline bootstraps later are added to `known` before they join.
+  const byName = o.known ?? new Map<string, HostRecord>()
+  for (const r of o.cluster) byName.set(r.name, r)
+  const formation = new SwarmFormation({
+    api: o.api,
+    managers: o.settings.managers,
+    workerConcurrency: o.settings.concurrency,
+    managerAvailability: availability,
+    endpoint: (n) => endpointOf(byName.get(n) ?? failMissing(n)),
+    advertiseAddr: (n) => advertiseAddress(n, (byName.get(n) ?? failMissing(n)).machine!, o.settings.advertiseType),
+    existing: plan.clusterId ? {clusterId: plan.clusterId, managers: plan.managers} : undefined,
+    onJoined: async (r) => recordJoin(o.store, r, advertiseAddress(r.name, byName.get(r.name)!.machine!, o.settings.advertiseType)),
+    log: (n, m) => o.reporter.host(n, m),
+  })
+  return {formation, plan, availability}
+}
+
+function failMissing(name: string): never {
+  throw new Error(`${name} is not a host of this cluster`)
+}
+
+export interface SwarmInitRequest {
+  store: Store
+  /** Patterns; empty: every host of the cluster. */
+  patterns: readonly string[]
+  cluster?: string
+  settings: SwarmSettings
+  reporter: Reporter
+  command: string
+  /** Force a role for every named host (`belt swarm join --manager`). */
+  role?: 'manager' | 'worker'
+}
+
+export interface SwarmBatchResult {
+  outcomes: HostOutcome[]
+  clusterId?: string
+  leader?: string
+  timeouts: string[]
+  runFile: string
+  availability: Availability
+}
+
+/**
+ * `belt swarm init` / `belt swarm join`: the named hosts (or the whole cluster) join the cluster's
+ * swarm, creating it when none exists. Idempotent: members are skipped, hosts of another swarm are
+ * reported as failed, and running it again converges. Every host's outcome is returned.
+ */
+export async function swarmInit(req: SwarmInitRequest): Promise<SwarmBatchResult> {
+  const {store, reporter} = req
+  const startedAt = new Date()
+  const all = await clusterRecords(store, req.cluster)
+  let targets: HostRecord[]
+  if (req.patterns.length > 0) {
+    const {selectHosts} = await import('./select-hosts.js')
+    targets = await selectHosts(store, req.patterns)
+  } else targets = all
+  if (targets.length === 0) throw usageError(`no hosts${req.cluster ? ` in cluster ${req.cluster}` : ''} to form a swarm from`, 'E_NO_HOSTS', 'create some first: belt create --driver local --count 3')
+  const clusters = [...new Set(targets.map((t) => t.cluster))]
+  if (clusters.length > 1) throw usageError(`the hosts belong to clusters ${clusters.join(', ')}`, 'E_TWO_CLUSTERS', 'name hosts of one cluster, or pass --cluster NAME')
+  const clusterHosts = all.filter((r) => r.cluster === clusters[0])
+  const outcomes = new Map<string, HostOutcome>()
+  for (const t of targets)
+    if (!t.engine || !t.machine)
+      outcomes.set(t.name, {name: t.name, ok: false, phase: t.phase, error: `not bootstrapped (state ${t.phase}); run belt provision ${t.name}`})
+
+  const api = new EngineSwarmApi(await storeClientTls(store))
+  const targetNames = new Set(targets.map((t) => t.name))
+  const {formation, plan, availability} = await prepareFormation({
+    store,
+    api,
+    cluster: clusterHosts,
+    settings: req.settings,
+    reporter,
+    expectedSize: (p) => p.members.length + p.free.filter((n) => targetNames.has(n)).length,
+  })
+  if (req.role && !plan.clusterId)
+    throw new UserError(`the hosts of cluster ${clusters[0]} have no swarm to join`, {code: 'E_NO_SWARM', exit: ExitCode.notFound, hint: 'form one first with: belt swarm init'})
+  for (const f of plan.foreign) if (targetNames.has(f.name)) outcomes.set(f.name, {name: f.name, ok: false, phase: 'bootstrapped', error: f.why})
+  for (const u of plan.unreachable) if (targetNames.has(u.name)) outcomes.set(u.name, {name: u.name, ok: false, phase: 'bootstrapped', error: `engine did not answer: ${u.why}`})
+  for (const m of plan.members) if (targetNames.has(m)) outcomes.set(m, {name: m, ok: true, phase: 'joined', address: targets.find((t) => t.name === m)?.machine?.address})
+  if (plan.members.some((m) => targetNames.has(m))) reporter.info(`Already in swarm ${plan.clusterId?.slice(0, 12)}: ${summarizeNames(plan.members.filter((m) => targetNames.has(m)))}`)
+  if (plan.clusterId === undefined && plan.members.length === 0) reporter.info(`No swarm yet: forming one with ${req.settings.managers} manager${req.settings.managers === 1 ? '' : 's'} (managers ${availability === 'drain' ? 'drained' : 'take work'}), workers ${req.settings.concurrency} at a time`)
+
+  const joining = targets.filter((t) => plan.free.includes(t.name))
+  const started = new Map<string, number>()
+  const results = await Promise.all(
+    joining.map((t) => {
+      started.set(t.name, Date.now())
+      return formation.add(t.name, req.role)
+    }),
+  )
+  const nodeIds = new Map<string, string>()
+  for (const r of results) {
+    if (r.ok && r.nodeId) nodeIds.set(r.name, r.nodeId)
+    else if (!r.ok) await recordJoinFailure(store, r)
+  }
+  // Joined is not Ready: check the leader's view before calling the batch a success.
+  const notReady = nodeIds.size > 0 ? await formation.verify(nodeIds).catch((e) => new Map([...nodeIds.keys()].map((n) => [n, oneLine(e)]))) : new Map<string, string>()
+  for (const r of results) {
+    const rec = targets.find((t) => t.name === r.name)!
+    const why = notReady.get(r.name)
+    if (r.ok && why) outcomes.set(r.name, {name: r.name, ok: false, phase: 'joined', address: rec.machine?.address, error: `joined but not Ready (${why})`})
+    else outcomes.set(r.name, {name: r.name, ok: r.ok, phase: r.ok ? 'joined' : rec.phase, address: rec.machine?.address, error: r.error, role: r.role, timedOut: r.timedOut, ms: Date.now() - started.get(r.name)!})
+  }
+  const ordered = targets.map((t) => outcomes.get(t.name)!).filter(Boolean)
+  const runFile = await saveSwarmRun(store, {command: req.command, startedAt, settings: {...req.settings, availability}, outcomes: ordered, timeouts: formation.timeouts})
+  return {outcomes: ordered, clusterId: plan.clusterId ?? results.find((r) => r.clusterId)?.clusterId, leader: formation.leaderName, timeouts: formation.timeouts, runFile, availability}
+}
+
+/** Writes the experiment log of a batch from the hosts' records (their phase timestamps). */
+export async function saveSwarmRun(
+  store: Store,
+  o: {command: string; startedAt: Date; settings: Record<string, string | number | boolean>; outcomes: readonly HostOutcome[]; timeouts: readonly string[]; driver?: string},
+): Promise<string> {
+  const hosts: RunHost[] = []
+  for (const out of o.outcomes) {
+    const r = await store.tryGet(out.name).catch(() => undefined)
+    hosts.push({
+      name: out.name,
+      times: r?.times ?? {},
+      ok: out.ok,
+      ...(out.ok ? {} : {failedPhase: r?.error?.phase ?? out.phase, error: out.error}),
+      ...(o.timeouts.includes(out.name) ? {joinTimedOut: true} : {}),
+      ...(out.role ?? r?.swarm?.role ? {role: (out.role ?? r?.swarm?.role) as 'manager' | 'worker'} : {}),
+    })
+  }
+  const run: Run = {schemaVersion: 1, id: newRunId(o.startedAt), command: o.command, driver: o.driver, startedAt: o.startedAt.toISOString(), finishedAt: new Date().toISOString(), settings: o.settings, hosts}
+  return saveRun(store, run)
+}
+
+/** `belt swarm status`: the swarm of a cluster as its managers see it. */
+export interface SwarmStatus {
+  clusterId?: string
+  nodes: (SwarmNode & {host?: string})[]
+  ready: number
+  down: number
+  managers: number
+  reachableManagers: number
+  leader?: string
+  /** Hosts of the inventory the swarm does not list. */
+  missing: string[]
+}
+
+export async function swarmStatus(store: Store, cluster?: string): Promise<SwarmStatus> {
+  const records = (await clusterRecords(store, cluster)).filter((r) => r.engine)
+  const managers = records.filter((r) => r.swarm?.role === 'manager')
+  if (managers.length === 0) throw new UserError(`no host${cluster ? ` of cluster ${cluster}` : ''} is a swarm manager`, {code: 'E_NO_SWARM', exit: ExitCode.notFound, hint: 'form a swarm with: belt swarm init'})
+  const api = new EngineSwarmApi(await storeClientTls(store), 10_000)
+  let nodes: SwarmNode[] | undefined
+  let clusterId: string | undefined
+  let last: unknown
+  for (const m of managers) {
+    try {
+      nodes = await api.nodes(endpointOf(m))
+      clusterId = (await api.info(endpointOf(m))).clusterId
+      break
+    } catch (e) {
+      last = e
+    }
+  }
+  if (!nodes)
+    throw new UserError(`no manager of the swarm answered (${summarizeNames(managers.map((m) => m.name))}): ${oneLine(last)}`, {code: 'E_SWARM_UNREACHABLE', exit: ExitCode.environment, hint: 'check the managers with belt ls and belt status'})
+  const byNode = new Map(records.filter((r) => r.swarm?.nodeId).map((r) => [r.swarm!.nodeId!, r.name]))
+  const listed = nodes.map((n) => ({...n, host: byNode.get(n.id)}))
+  listed.sort((a, b) => naturalCompare(a.host ?? a.hostname, b.host ?? b.hostname))
+  const inSwarm = new Set(listed.map((n) => n.host).filter(Boolean))
+  const missing = records.filter((r) => r.swarm?.clusterId === clusterId && !inSwarm.has(r.name)).map((r) => r.name)
+  const mgr = listed.filter((n) => n.role === 'manager')
+  return {
+    clusterId,
+    nodes: listed,
+    ready: listed.filter((n) => n.state === 'ready').length,
+    down: listed.filter((n) => n.state !== 'ready').length,
+    managers: mgr.length,
+    reachableManagers: mgr.filter((n) => n.reachability === 'reachable').length,
+    leader: mgr.find((n) => n.leader)?.host ?? mgr.find((n) => n.leader)?.hostname,
+    missing,
+  }
+}
+
+/**
+ * `belt swarm leave`: each host leaves (forced for managers, which `force` must allow), then a
+ * remaining manager removes its node from the list. Leaving the last manager ends the swarm and
+ * needs `force`.
+ */
+export async function swarmLeave(req: {store: Store; hosts: readonly HostRecord[]; force: boolean; reporter: Reporter; concurrency: number}): Promise<HostOutcome[]> {
+  const {store, reporter} = req
+  const api = new EngineSwarmApi(await storeClientTls(store))
+  const names = new Set(req.hosts.map((h) => h.name))
+  const cluster = await clusterRecords(store, req.hosts[0]?.cluster)
+  const leavingManagers = req.hosts.filter((h) => h.swarm?.role === 'manager')
+  const staying = cluster.filter((r) => r.swarm?.role === 'manager' && !names.has(r.name) && r.engine)
+  if (leavingManagers.length > 0 && !req.force)
+    throw usageError(
+      `${summarizeNames(leavingManagers.map((m) => m.name))} ${leavingManagers.length === 1 ? 'is a manager' : 'are managers'}: leaving ${staying.length === 0 ? 'ends the swarm' : 'weakens its Raft quorum'}`,
+      'E_MANAGER_LEAVE',
+      'demote first (belt swarm demote NAME), or pass --force',
+    )
+  const settled = await mapSettled(
+    req.hosts,
+    async (h): Promise<HostOutcome> => {
+      await api.leave(endpointOf(h), h.swarm?.role === 'manager' || req.force)
+      reporter.host(h.name, 'left the swarm')
+      return {name: h.name, ok: true, phase: 'bootstrapped', address: h.machine?.address}
+    },
+    {concurrency: req.concurrency},
+  )
+  // Remove the nodes from the swarm's list through a manager that stays.
+  const manager = staying[0]
+  if (manager) {
+    const nodes = await api.nodes(endpointOf(manager)).catch(() => [] as SwarmNode[])
+    for (const h of req.hosts) {
+      const node = nodes.find((n) => n.id === h.swarm?.nodeId)
+      if (node) await api.removeNode(endpointOf(manager), node.id, true).catch((e) => reporter.warn(`could not remove node ${h.name} from the list: ${oneLine(e)}`))
+    }
+  }
+  const out: HostOutcome[] = []
+  for (const s of settled) {
+    if (s.ok) {
+      await store.update(s.item.name, (x) => {
+        x.swarm = undefined
+        x.phase = 'bootstrapped'
+        x.times.joined = undefined
+      })
+      out.push(s.value)
+    } else {
+      reporter.host(s.item.name, `leave failed: ${oneLine(s.error)}`)
+      out.push({name: s.item.name, ok: false, phase: s.item.phase, error: oneLine(s.error)})
+    }
+  }
+  return out
+}
+
+/** `belt swarm promote|demote`: changes the role of nodes through a manager; keeps at least one manager. */
+export async function swarmSetRole(req: {store: Store; hosts: readonly HostRecord[]; role: 'manager' | 'worker'; reporter: Reporter}): Promise<HostOutcome[]> {
+  const {store, reporter} = req
+  const api = new EngineSwarmApi(await storeClientTls(store))
+  const cluster = await clusterRecords(store, req.hosts[0]?.cluster)
+  const names = new Set(req.hosts.map((h) => h.name))
+  const managers = cluster.filter((r) => r.swarm?.role === 'manager' && r.engine)
+  const via = managers.find((m) => req.role === 'manager' || !names.has(m.name))
+  if (!via) throw usageError('demoting every manager would leave the swarm without one', 'E_LAST_MANAGER', 'promote another node first')
+  for (const h of req.hosts) if (!h.swarm?.nodeId) throw usageError(`${h.name} is not in a swarm`, 'E_NOT_IN_SWARM', `join it first: belt swarm join ${h.name}`)
+  const after = req.role === 'manager' ? managers.length + req.hosts.filter((h) => h.swarm?.role !== 'manager').length : managers.length - req.hosts.filter((h) => h.swarm?.role === 'manager').length
+  if (after > 0 && after % 2 === 0) reporter.warn(`the swarm will have ${after} managers: an even Raft group tolerates no more failures than ${after - 1}`)
+  const out: HostOutcome[] = []
+  // One at a time: each role change is a Raft membership change.
+  for (const h of req.hosts) {
+    try {
+      const nodes = await api.nodes(endpointOf(via))
+      const node = nodes.find((n) => n.id === h.swarm!.nodeId)
+      if (!node) throw new Error('not in the swarm\'s node list')
+      if (node.role !== req.role) await api.updateNode(endpointOf(via), node, {role: req.role})
+      await store.update(h.name, (x) => {
+        x.swarm = {...x.swarm, role: req.role}
+      })
+      reporter.host(h.name, req.role === 'manager' ? 'promoted to manager' : 'demoted to worker')
+      out.push({name: h.name, ok: true, phase: 'joined', role: req.role, address: h.machine?.address})
+    } catch (e) {
+      reporter.host(h.name, `failed: ${oneLine(e)}`)
+      out.push({name: h.name, ok: false, phase: h.phase, error: oneLine(e)})
+    }
+  }
+  return out
+}

@@ -1,0 +1,175 @@
+import {engineRequest, EngineApiError, type ClientTls} from '../bootstrap/engine-api.js'
+
+/** Where a host's engine answers (its Docker API over mutual TLS). */
+export interface EngineEndpoint {
+  name: string
+  /** Address and port of the engine API (`tcp://ADDRESS:PORT` in the record). */
+  address: string
+  port: number
+}
+
+export type LocalNodeState = 'inactive' | 'pending' | 'active' | 'error' | 'locked'
+
+/** What one engine says of its own swarm membership (`GET /info`). */
+export interface NodeSwarmInfo {
+  state: LocalNodeState
+  nodeId: string
+  /** Set on managers only (the engine API tells the cluster ID to managers). */
+  clusterId?: string
+  isManager: boolean
+  /** Manager addresses the node knows (`ADDR:2377`). */
+  remoteManagers: string[]
+  error?: string
+  engineVersion?: string
+}
+
+/** One node as a manager lists it (`GET /nodes`). */
+export interface SwarmNode {
+  id: string
+  version: number
+  hostname: string
+  role: 'manager' | 'worker'
+  availability: 'active' | 'pause' | 'drain'
+  state: string
+  addr?: string
+  leader: boolean
+  reachability?: string
+  engineVersion?: string
+  labels: Record<string, string>
+}
+
+export interface JoinTokens {
+  clusterId: string
+  worker: string
+  manager: string
+}
+
+/**
+ * The swarm operations Belt uses, per engine. One implementation speaks the Engine API over mutual
+ * TLS (no SSH and no join token on any command line); unit tests use fakes.
+ */
+export interface SwarmApi {
+  info(e: EngineEndpoint): Promise<NodeSwarmInfo>
+  /** `swarm init`; resolves with the new node's ID. */
+  init(e: EngineEndpoint, advertiseAddr: string): Promise<string>
+  /** The join tokens; only a manager answers. Secrets: kept in memory only. */
+  tokens(manager: EngineEndpoint): Promise<JoinTokens>
+  join(e: EngineEndpoint, o: {advertiseAddr: string; remoteAddrs: string[]; token: string}): Promise<void>
+  leave(e: EngineEndpoint, force: boolean): Promise<void>
+  nodes(manager: EngineEndpoint): Promise<SwarmNode[]>
+  updateNode(manager: EngineEndpoint, node: SwarmNode, change: {role?: 'manager' | 'worker'; availability?: 'active' | 'pause' | 'drain'}): Promise<void>
+  removeNode(manager: EngineEndpoint, nodeId: string, force: boolean): Promise<void>
+}
+
+/** The port managers listen on for the cluster (raft, joins). */
+export const SWARM_PORT = 2377
+
+/** True for the engine's "the join goes on in the background" answer: verify, don't fail. */
+export function isJoinTimeout(e: unknown): boolean {
+  return /Timeout was reached before node joined/i.test(e instanceof Error ? e.message : String(e))
+}
+
+/** True for "This node is already part of a swarm". */
+export function isAlreadyInSwarm(e: unknown): boolean {
+  return /already part of a swarm/i.test(e instanceof Error ? e.message : String(e))
+}
+
+interface RawInfo {
+  ServerVersion?: string
+  Swarm: {
+    NodeID: string
+    LocalNodeState: LocalNodeState
+    ControlAvailable: boolean
+    Error?: string
+    RemoteManagers?: {NodeID: string; Addr: string}[] | null
+    Cluster?: {ID: string} | null
+  }
+}
+
+interface RawNode {
+  ID: string
+  Version: {Index: number}
+  Spec: {Role: 'manager' | 'worker'; Availability: 'active' | 'pause' | 'drain'; Labels?: Record<string, string>; Name?: string}
+  Description?: {Hostname?: string; Engine?: {EngineVersion?: string}}
+  Status: {State: string; Addr?: string}
+  ManagerStatus?: {Leader?: boolean; Reachability?: string; Addr?: string}
+}
+
+/** {@link SwarmApi} over the Docker Engine API with the store's client certificate. */
+export class EngineSwarmApi implements SwarmApi {
+  constructor(
+    private readonly tls: ClientTls,
+    private readonly timeoutMs = 30_000,
+  ) {}
+
+  private req<T>(e: EngineEndpoint, method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown, timeoutMs = this.timeoutMs): Promise<T> {
+    return engineRequest<T>(e.address, e.port, this.tls, method, path, body, timeoutMs)
+  }
+
+  async info(e: EngineEndpoint): Promise<NodeSwarmInfo> {
+    const i = await this.req<RawInfo>(e, 'GET', '/info')
+    return {
+      state: i.Swarm.LocalNodeState,
+      nodeId: i.Swarm.NodeID,
+      clusterId: i.Swarm.Cluster?.ID,
+      isManager: i.Swarm.ControlAvailable,
+      remoteManagers: (i.Swarm.RemoteManagers ?? []).map((m) => m.Addr),
+      error: i.Swarm.Error || undefined,
+      engineVersion: i.ServerVersion,
+    }
+  }
+
+  async init(e: EngineEndpoint, advertiseAddr: string): Promise<string> {
+    return this.req<string>(e, 'POST', '/swarm/init', {ListenAddr: `0.0.0.0:${SWARM_PORT}`, AdvertiseAddr: advertiseAddr}, 120_000)
+  }
+
+  async tokens(manager: EngineEndpoint): Promise<JoinTokens> {
+    const s = await this.req<{ID: string; JoinTokens: {Worker: string; Manager: string}}>(manager, 'GET', '/swarm')
+    return {clusterId: s.ID, worker: s.JoinTokens.Worker, manager: s.JoinTokens.Manager}
+  }
+
+  async join(e: EngineEndpoint, o: {advertiseAddr: string; remoteAddrs: string[]; token: string}): Promise<void> {
+    // The daemon itself gives up after ~20 s with "Timeout was reached..." and goes on joining.
+    await this.req(e, 'POST', '/swarm/join', {ListenAddr: `0.0.0.0:${SWARM_PORT}`, AdvertiseAddr: o.advertiseAddr, RemoteAddrs: o.remoteAddrs, JoinToken: o.token}, 90_000)
+  }
+
+  async leave(e: EngineEndpoint, force: boolean): Promise<void> {
+    try {
+      await this.req(e, 'POST', `/swarm/leave?force=${force}`, undefined, 60_000)
+    } catch (err) {
+      if (err instanceof EngineApiError && /not part of a swarm/i.test(err.daemonMessage)) return
+      throw err
+    }
+  }
+
+  async nodes(manager: EngineEndpoint): Promise<SwarmNode[]> {
+    const raw = await this.req<RawNode[]>(manager, 'GET', '/nodes')
+    return raw.map((n) => ({
+      id: n.ID,
+      version: n.Version.Index,
+      hostname: n.Description?.Hostname ?? n.ID,
+      role: n.Spec.Role,
+      availability: n.Spec.Availability,
+      state: n.Status.State,
+      addr: n.Status.Addr,
+      leader: Boolean(n.ManagerStatus?.Leader),
+      reachability: n.ManagerStatus?.Reachability,
+      engineVersion: n.Description?.Engine?.EngineVersion,
+      labels: n.Spec.Labels ?? {},
+    }))
+  }
+
+  async updateNode(manager: EngineEndpoint, node: SwarmNode, change: {role?: 'manager' | 'worker'; availability?: 'active' | 'pause' | 'drain'}): Promise<void> {
+    const spec = {Role: change.role ?? node.role, Availability: change.availability ?? node.availability, Labels: node.labels}
+    await this.req(manager, 'POST', `/nodes/${encodeURIComponent(node.id)}/update?version=${node.version}`, spec)
+  }
+
+  async removeNode(manager: EngineEndpoint, nodeId: string, force: boolean): Promise<void> {
+    try {
+      await this.req(manager, 'DELETE', `/nodes/${encodeURIComponent(nodeId)}?force=${force}`)
+    } catch (err) {
+      if (err instanceof EngineApiError && err.status === 404) return
+      throw err
+    }
+  }
+}

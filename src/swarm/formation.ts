@@ -1,0 +1,236 @@
+import pLimit from 'p-limit'
+import {oneLine} from '../errors.js'
+import {isAlreadyInSwarm, isJoinTimeout, SWARM_PORT, type EngineEndpoint, type JoinTokens, type SwarmApi, type SwarmNode} from './api.js'
+import type {Availability} from './plan.js'
+
+/** How one host's join ended. */
+export interface JoinResult {
+  name: string
+  ok: boolean
+  role?: 'manager' | 'worker'
+  nodeId?: string
+  clusterId?: string
+  /** The engine answered "Timeout was reached before node joined" and was verified afterwards. */
+  timedOut?: boolean
+  /** It was already a member: nothing was done. */
+  already?: boolean
+  error?: string
+}
+
+export interface FormationOptions {
+  api: SwarmApi
+  /** Managers wanted in total (existing ones count). */
+  managers: number
+  /** Worker joins at once (a sliding window, not waves). */
+  workerConcurrency: number
+  /** Availability given to managers as they join. */
+  managerAvailability: Availability
+  endpoint(name: string): EngineEndpoint
+  advertiseAddr(name: string): string
+  /** The swarm that already exists: its managers (names). */
+  existing?: {clusterId: string; managers: string[]}
+  /** Persist a host's join (called once per successful join, before its outcome resolves). */
+  onJoined?(r: JoinResult): Promise<void>
+  log(name: string, message: string): void
+  /** How long a join may take to show up as active after a timeout answer (default 300 s). */
+  settleMs?: number
+  sleep?(ms: number): Promise<void>
+}
+
+/**
+ * Forms (or grows) one swarm from hosts that arrive one by one, as in the create pipeline: the
+ * first arrival initialises the swarm when none exists, the next ones take the free manager slots
+ * and join ONE AT A TIME through the leader, all others join as workers through a bounded sliding
+ * window once the swarm exists. Join tokens are fetched once and kept in memory only.
+ */
+export class SwarmFormation {
+  private managerSlots: number
+  private managerChain: Promise<unknown> = Promise.resolve()
+  private readonly workers: ReturnType<typeof pLimit>
+  private leader?: string
+  private clusterId?: string
+  private tokens?: Promise<JoinTokens>
+  private readonly managerAddrs: string[] = []
+  private ready!: Promise<void>
+  private resolveReady!: () => void
+  private rejectReady!: (e: Error) => void
+  private workerTurn = 0
+  readonly timeouts: string[] = []
+
+  constructor(private readonly o: FormationOptions) {
+    this.workers = pLimit(o.workerConcurrency)
+    this.ready = new Promise((res, rej) => {
+      this.resolveReady = res
+      this.rejectReady = rej
+    })
+    this.ready.catch(() => undefined)
+    const existing = o.existing?.managers ?? []
+    this.managerSlots = Math.max(0, o.managers - existing.length)
+    if (o.existing && existing.length > 0) {
+      this.clusterId = o.existing.clusterId
+      this.leader = existing[0]
+      for (const m of existing) this.managerAddrs.push(`${o.advertiseAddr(m)}:${SWARM_PORT}`)
+      this.resolveReady()
+    }
+  }
+
+  /** The manager Belt talks to for tokens and node lists. */
+  get leaderName(): string | undefined {
+    return this.leader
+  }
+
+  /** Joins `name` in the role it is due (or the one forced). Never throws: the result says. */
+  add(name: string, role?: 'manager' | 'worker'): Promise<JoinResult> {
+    const asManager = role === 'manager' || (role === undefined && this.managerSlots > 0)
+    if (asManager) {
+      if (this.managerSlots > 0) this.managerSlots--
+      const p = this.managerChain.then(() => this.joinManager(name))
+      this.managerChain = p.catch(() => undefined)
+      return p.then(
+        (r) => {
+          if (!r.ok && role === undefined) this.managerSlots++ // a later arrival takes the slot
+          return r
+        },
+        (e) => ({name, ok: false, error: oneLine(e)}),
+      )
+    }
+    return this.ready.then(
+      () => this.workers(() => this.joinWorker(name)).catch((e) => ({name, ok: false, error: oneLine(e)})),
+      (e: Error) => ({name, ok: false, error: `not joined: ${e.message}`}),
+    )
+  }
+
+  private async joinManager(name: string): Promise<JoinResult> {
+    const {api} = this.o
+    const e = this.o.endpoint(name)
+    const addr = this.o.advertiseAddr(name)
+    if (!this.leader) {
+      this.o.log(name, 'initialising the swarm')
+      try {
+        const nodeId = await api.init(e, addr)
+        this.leader = name
+        this.managerAddrs.push(`${addr}:${SWARM_PORT}`)
+        this.tokens = api.tokens(e)
+        const t = await this.tokens
+        this.clusterId = t.clusterId
+        await this.setAvailability(nodeId)
+        this.resolveReady()
+        const r: JoinResult = {name, ok: true, role: 'manager', nodeId, clusterId: t.clusterId}
+        await this.o.onJoined?.(r)
+        this.o.log(name, `swarm ${t.clusterId.slice(0, 12)} initialised; ${name} is its leader`)
+        return r
+      } catch (err) {
+        const why = `swarm init on ${name} failed: ${oneLine(err)}`
+        this.rejectReady(new Error(why))
+        return {name, ok: false, error: why}
+      }
+    }
+    const t = await this.getTokens()
+    const r = await this.joinAs(name, 'manager', t.manager, [`${this.o.advertiseAddr(this.leader)}:${SWARM_PORT}`])
+    if (r.ok) {
+      this.managerAddrs.push(`${addr}:${SWARM_PORT}`)
+      await this.setAvailability(r.nodeId!)
+      await this.o.onJoined?.(r)
+    }
+    return r
+  }
+
+  private async joinWorker(name: string): Promise<JoinResult> {
+    const t = await this.getTokens()
+    // Spread first contact over the managers; all of them are listed so that any can answer.
+    const n = this.managerAddrs.length
+    const k = this.workerTurn++ % Math.max(1, n)
+    const remotes = [...this.managerAddrs.slice(k), ...this.managerAddrs.slice(0, k)]
+    const r = await this.joinAs(name, 'worker', t.worker, remotes)
+    if (r.ok) await this.o.onJoined?.(r)
+    return r
+  }
+
+  private getTokens(): Promise<JoinTokens> {
+    this.tokens ??= this.o.api.tokens(this.o.endpoint(this.leader!))
+    return this.tokens
+  }
+
+  /** One join, with "Timeout was reached" treated as "still joining": verified, not failed. */
+  private async joinAs(name: string, role: 'manager' | 'worker', token: string, remoteAddrs: string[]): Promise<JoinResult> {
+    const {api} = this.o
+    const e = this.o.endpoint(name)
+    let timedOut = false
+    this.o.log(name, `joining as ${role}`)
+    try {
+      await api.join(e, {advertiseAddr: this.o.advertiseAddr(name), remoteAddrs, token})
+    } catch (err) {
+      if (isJoinTimeout(err)) {
+        timedOut = true
+        this.timeouts.push(name)
+        this.o.log(name, 'the engine says the join goes on in the background; verifying')
+      } else if (!isAlreadyInSwarm(err)) {
+        return {name, ok: false, role, error: `join failed: ${oneLine(err)}`}
+      }
+    }
+    const settled = await this.waitActive(name, role)
+    if (!settled.ok) return {name, ok: false, role, timedOut, error: settled.error}
+    return {name, ok: true, role, nodeId: settled.nodeId, clusterId: this.clusterId, timedOut}
+  }
+
+  /** Polls the engine until it reports itself active in the swarm (and a manager, for managers). */
+  private async waitActive(name: string, role: 'manager' | 'worker'): Promise<{ok: true; nodeId: string} | {ok: false; error: string}> {
+    const deadline = Date.now() + (this.o.settleMs ?? 300_000)
+    const sleep = this.o.sleep ?? ((ms: number) => new Promise((r) => setTimeout(r, ms)))
+    let last = 'no answer'
+    for (let delay = 250; ; delay = Math.min(delay * 2, 5000)) {
+      try {
+        const i = await this.o.api.info(this.o.endpoint(name))
+        if (i.state === 'active' && (role === 'worker' || i.isManager)) return {ok: true, nodeId: i.nodeId}
+        last = `swarm state ${i.state}${i.error ? `: ${i.error}` : ''}`
+        if (i.state === 'error' || i.state === 'inactive') return {ok: false, error: `join did not complete (${last})`}
+      } catch (err) {
+        last = oneLine(err)
+      }
+      if (Date.now() + delay > deadline) return {ok: false, error: `not active in the swarm after ${Math.round((this.o.settleMs ?? 300_000) / 1000)} s (${last})`}
+      await sleep(delay)
+    }
+  }
+
+  private async setAvailability(nodeId: string): Promise<void> {
+    if (this.o.managerAvailability !== 'drain') return
+    const leader = this.o.endpoint(this.leader!)
+    const node = (await this.o.api.nodes(leader)).find((n) => n.id === nodeId)
+    if (node && node.availability !== 'drain') await this.o.api.updateNode(leader, node, {availability: 'drain'})
+  }
+
+  /**
+   * Waits until every named node is Ready in the leader's node list (bounded); returns those that
+   * are not, with their state. Tries the other managers when the leader does not answer.
+   */
+  async verify(nodeIds: ReadonlyMap<string, string>, timeoutMs = 120_000): Promise<Map<string, string>> {
+    const sleep = this.o.sleep ?? ((ms: number) => new Promise((r) => setTimeout(r, ms)))
+    const deadline = Date.now() + timeoutMs
+    let notReady = new Map<string, string>()
+    for (;;) {
+      const nodes = await this.listNodes()
+      const byId = new Map(nodes.map((n) => [n.id, n]))
+      notReady = new Map()
+      for (const [name, id] of nodeIds) {
+        const n = byId.get(id)
+        if (!n || n.state !== 'ready') notReady.set(name, n ? n.state : 'not in the node list')
+      }
+      if (notReady.size === 0 || Date.now() > deadline) return notReady
+      await sleep(1000)
+    }
+  }
+
+  /** The node list from the leader, else from any manager that answers. */
+  async listNodes(): Promise<SwarmNode[]> {
+    const names = [this.leader, ...(this.o.existing?.managers ?? [])].filter((x): x is string => Boolean(x))
+    let last: unknown
+    for (const m of [...new Set(names)]) {
+      try {
+        return await this.o.api.nodes(this.o.endpoint(m))
+      } catch (e) {
+        last = e
+      }
+    }
+    throw new Error(`no manager answered: ${oneLine(last)}`)
+  }
+}
