@@ -99,6 +99,10 @@ export async function runCreatePipeline(req: PipelineRequest): Promise<PipelineR
     next,
   })
 
+  if (formation) {
+    const promoted = await formation.topUpManagers().catch((e) => (reporter.warn(`could not promote workers to replace failed managers: ${oneLine(e)}`), [] as string[]))
+    outcomes = outcomes.map((o) => (promoted.includes(o.name) ? {...o, role: 'manager' as const} : o))
+  }
   if (formation && nodeIds.size > 0) {
     const notReady = await formation.verify(nodeIds).catch((e) => new Map([...nodeIds.keys()].map((n) => [n, oneLine(e)])))
     outcomes = outcomes.map((o) => (notReady.has(o.name) ? {...o, ok: false, error: `joined but not Ready (${notReady.get(o.name)})`} : o))

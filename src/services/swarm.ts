@@ -193,6 +193,8 @@ export async function swarmInit(req: SwarmInitRequest): Promise<SwarmBatchResult
     if (r.ok && r.nodeId) nodeIds.set(r.name, r.nodeId)
     else if (!r.ok) await recordJoinFailure(store, r)
   }
+  for (const n of await formation.topUpManagers().catch((e) => (reporter.warn(`could not promote workers to replace failed managers: ${oneLine(e)}`), [] as string[])))
+    for (const r of results) if (r.name === n) r.role = 'manager'
   // Joined is not Ready: check the leader's view before calling the batch a success.
   const notReady = nodeIds.size > 0 ? await formation.verify(nodeIds).catch((e) => new Map([...nodeIds.keys()].map((n) => [n, oneLine(e)]))) : new Map<string, string>()
   for (const r of results) {
@@ -293,7 +295,7 @@ export async function swarmLeave(req: {store: Store; hosts: readonly HostRecord[
     throw usageError(
       `${summarizeNames(leavingManagers.map((m) => m.name))} ${leavingManagers.length === 1 ? 'is a manager' : 'are managers'}: leaving ${staying.length === 0 ? 'ends the swarm' : 'weakens its Raft quorum'}`,
       'E_MANAGER_LEAVE',
-      'demote first (belt swarm demote NAME), or pass --force',
+      `demote first (belt swarm demote ${leavingManagers.map((m) => m.name).join(' ')}), or pass --force`,
     )
   const settled = await mapSettled(
     req.hosts,

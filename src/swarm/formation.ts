@@ -55,6 +55,8 @@ export class SwarmFormation {
   private resolveReady!: () => void
   private rejectReady!: (e: Error) => void
   private workerTurn = 0
+  private managerCount = 0
+  private readonly joinedWorkers: {name: string; nodeId: string}[] = []
   readonly timeouts: string[] = []
 
   constructor(private readonly o: FormationOptions) {
@@ -70,6 +72,7 @@ export class SwarmFormation {
       this.clusterId = o.existing.clusterId
       this.leader = existing[0]
       for (const m of existing) this.managerAddrs.push(`${o.advertiseAddr(m)}:${SWARM_PORT}`)
+      this.managerCount = existing.length
       this.resolveReady()
     }
   }
@@ -114,6 +117,7 @@ export class SwarmFormation {
         const t = await this.tokens
         this.clusterId = t.clusterId
         await this.setAvailability(nodeId)
+        this.managerCount++
         this.resolveReady()
         const r: JoinResult = {name, ok: true, role: 'manager', nodeId, clusterId: t.clusterId}
         await this.o.onJoined?.(r)
@@ -128,6 +132,7 @@ export class SwarmFormation {
     const t = await this.getTokens()
     const r = await this.joinAs(name, 'manager', t.manager, [`${this.o.advertiseAddr(this.leader)}:${SWARM_PORT}`])
     if (r.ok) {
+      this.managerCount++
       this.managerAddrs.push(`${addr}:${SWARM_PORT}`)
       await this.setAvailability(r.nodeId!)
       await this.o.onJoined?.(r)
@@ -142,8 +147,37 @@ export class SwarmFormation {
     const k = this.workerTurn++ % Math.max(1, n)
     const remotes = [...this.managerAddrs.slice(k), ...this.managerAddrs.slice(0, k)]
     const r = await this.joinAs(name, 'worker', t.worker, remotes)
-    if (r.ok) await this.o.onJoined?.(r)
+    if (r.ok) {
+      this.joinedWorkers.push({name, nodeId: r.nodeId!})
+      await this.o.onJoined?.(r)
+    }
     return r
+  }
+
+  /**
+   * When manager joins failed and every host already had its role, the swarm is short of managers:
+   * promote joined workers, one at a time, until it has the managers asked for. Returns the
+   * promoted hosts; their records are updated through `onJoined`.
+   */
+  async topUpManagers(): Promise<string[]> {
+    const promoted: string[] = []
+    if (!this.leader) return promoted
+    const leader = this.o.endpoint(this.leader)
+    while (this.managerCount < this.o.managers && this.joinedWorkers.length > 0) {
+      const w = this.joinedWorkers.shift()!
+      const node = (await this.o.api.nodes(leader)).find((n) => n.id === w.nodeId)
+      if (!node) continue
+      this.o.log(w.name, 'promoted to manager (a manager join failed)')
+      await this.o.api.updateNode(leader, node, {role: 'manager'})
+      const settled = await this.waitActive(w.name, 'manager')
+      if (!settled.ok) continue
+      this.managerCount++
+      this.managerAddrs.push(`${this.o.advertiseAddr(w.name)}:${SWARM_PORT}`)
+      await this.setAvailability(w.nodeId)
+      await this.o.onJoined?.({name: w.name, ok: true, role: 'manager', nodeId: w.nodeId, clusterId: this.clusterId})
+      promoted.push(w.name)
+    }
+    return promoted
   }
 
   private getTokens(): Promise<JoinTokens> {

@@ -1,0 +1,99 @@
+import type {EngineEndpoint, JoinTokens, NodeSwarmInfo, SwarmApi, SwarmNode} from '../../src/swarm/api.js'
+
+/**
+ * An in-memory swarm behind the SwarmApi interface. It enforces what real engines do (a join needs
+ * the right token and an existing swarm, tokens only from managers) and fails on calls a correct
+ * orchestrator never makes. It records concurrency so tests can check the invariants.
+ */
+export class FakeSwarm implements SwarmApi {
+  readonly clusterId = 'cluster-fake-1'
+  readonly tokensOf: JoinTokens = {clusterId: this.clusterId, worker: 'SWMTKN-worker-secret', manager: 'SWMTKN-manager-secret'}
+  readonly nodes_ = new Map<string, SwarmNode>()
+  readonly state = new Map<string, NodeSwarmInfo>()
+  readonly calls: string[] = []
+  inFlightJoins = {manager: 0, worker: 0}
+  peakJoins = {manager: 0, worker: 0}
+  tokenCalls = 0
+  /** Hosts whose join answers "Timeout was reached" (and completes in the background). */
+  timeoutJoin = new Set<string>()
+  /** Hosts whose join is refused. */
+  failJoin = new Set<string>()
+  failInit = false
+  private seq = 0
+
+  constructor(readonly hosts: readonly string[]) {
+    for (const h of hosts) this.state.set(h, {state: 'inactive', nodeId: '', isManager: false, remoteManagers: []})
+  }
+
+  private host(e: EngineEndpoint): NodeSwarmInfo {
+    const s = this.state.get(e.name)
+    if (!s) throw new Error(`fake: unexpected host ${e.name}`)
+    return s
+  }
+
+  async info(e: EngineEndpoint): Promise<NodeSwarmInfo> {
+    return {...this.host(e)}
+  }
+
+  async init(e: EngineEndpoint, advertiseAddr: string): Promise<string> {
+    this.calls.push(`init:${e.name}`)
+    if (this.failInit) throw new Error('fake: init refused')
+    if ([...this.state.values()].some((s) => s.state === 'active')) throw new Error('fake: a second swarm init')
+    const s = this.host(e)
+    const id = `n${++this.seq}`
+    Object.assign(s, {state: 'active', nodeId: id, isManager: true, clusterId: this.clusterId, remoteManagers: [`${advertiseAddr}:2377`]})
+    this.nodes_.set(id, {id, version: 1, hostname: e.name, role: 'manager', availability: 'active', state: 'ready', leader: true, labels: {}})
+    return id
+  }
+
+  async tokens(m: EngineEndpoint): Promise<JoinTokens> {
+    this.tokenCalls++
+    if (!this.host(m).isManager) throw new Error('fake: tokens asked of a non-manager')
+    return this.tokensOf
+  }
+
+  async join(e: EngineEndpoint, o: {advertiseAddr: string; remoteAddrs: string[]; token: string}): Promise<void> {
+    const role = o.token === this.tokensOf.manager ? 'manager' : o.token === this.tokensOf.worker ? 'worker' : undefined
+    if (!role) throw new Error('fake: bad token')
+    if (o.remoteAddrs.length === 0) throw new Error('fake: no remote address')
+    if (![...this.state.values()].some((s) => s.isManager)) throw new Error('fake: join before init')
+    this.calls.push(`join:${e.name}:${role}`)
+    this.inFlightJoins[role]++
+    this.peakJoins[role] = Math.max(this.peakJoins[role], this.inFlightJoins[role])
+    try {
+      await new Promise((r) => setTimeout(r, 2))
+      if (this.failJoin.has(e.name)) throw new Error('fake: join refused')
+      const s = this.host(e)
+      if (s.state === 'active') throw new Error('This node is already part of a swarm. Use "docker swarm leave" to leave this swarm and join another one.')
+      const id = `n${++this.seq}`
+      Object.assign(s, {state: 'active', nodeId: id, isManager: role === 'manager', clusterId: role === 'manager' ? this.clusterId : undefined, remoteManagers: o.remoteAddrs})
+      this.nodes_.set(id, {id, version: 1, hostname: e.name, role, availability: 'active', state: 'ready', leader: false, labels: {}})
+      if (this.timeoutJoin.has(e.name)) throw new Error('Timeout was reached before node joined. The attempt to join the swarm will continue in the background.')
+    } finally {
+      this.inFlightJoins[role]--
+    }
+  }
+
+  async leave(e: EngineEndpoint): Promise<void> {
+    this.calls.push(`leave:${e.name}`)
+    Object.assign(this.host(e), {state: 'inactive', nodeId: '', isManager: false, clusterId: undefined, remoteManagers: []})
+  }
+
+  async nodes(m: EngineEndpoint): Promise<SwarmNode[]> {
+    if (!this.host(m).isManager) throw new Error('fake: nodes asked of a non-manager')
+    return [...this.nodes_.values()].map((n) => ({...n}))
+  }
+
+  async updateNode(m: EngineEndpoint, node: SwarmNode, change: {role?: 'manager' | 'worker'; availability?: 'active' | 'pause' | 'drain'}): Promise<void> {
+    if (!this.host(m).isManager) throw new Error('fake: update through a non-manager')
+    const n = this.nodes_.get(node.id)
+    if (!n || n.version !== node.version) throw new Error('fake: stale node version')
+    this.calls.push(`update:${n.hostname}:${change.role ?? ''}${change.availability ?? ''}`)
+    Object.assign(n, {role: change.role ?? n.role, availability: change.availability ?? n.availability, version: n.version + 1})
+    if (change.role) Object.assign(this.state.get(n.hostname)!, {isManager: change.role === 'manager', clusterId: change.role === 'manager' ? this.clusterId : undefined})
+  }
+
+  async removeNode(_m: EngineEndpoint, nodeId: string): Promise<void> {
+    this.nodes_.delete(nodeId)
+  }
+}
