@@ -48,6 +48,44 @@ const REQUIRED_BINARIES: readonly [string, string][] = [
 
 /** Machine-wide locks (all stores share the hub namespaces and addresses of a subnet). */
 const LOCK_DIR = '/run/belt/locks'
+/**
+ * The kernel's ARP table is shared by every network namespace, and its default limit
+ * (gc_thresh3 = 1024 entries) overflows at about 30 swarm nodes meshing with each other: new
+ * neighbours then fail with "no route to host" (measured: a 50-node join failed this way). While
+ * Belt's hubs exist the limits are raised to these; the originals are kept here and restored when
+ * the last hub goes.
+ */
+const NEIGH_THRESH = {gc_thresh1: 8192, gc_thresh2: 65536, gc_thresh3: 131072} as const
+const NEIGH_ORIGINAL = '/run/belt/neigh-gc-thresh.json'
+const neighFile = (k: string) => `/proc/sys/net/ipv4/neigh/default/${k}`
+
+/** Raises the ARP table limits when they are lower than Belt needs, remembering the originals once. */
+async function raiseNeighbourLimits(log: (m: string) => void): Promise<void> {
+  const current: Record<string, number> = {}
+  for (const k of Object.keys(NEIGH_THRESH)) current[k] = Number((await fs.readFile(neighFile(k), 'utf8')).trim())
+  const low = Object.entries(NEIGH_THRESH).filter(([k, v]) => current[k]! < v)
+  if (low.length === 0) return
+  await fs.mkdir(path.dirname(NEIGH_ORIGINAL), {recursive: true})
+  await fs.writeFile(NEIGH_ORIGINAL, JSON.stringify(current), {flag: 'wx'}).catch((e: NodeJS.ErrnoException) => {
+    if (e.code !== 'EEXIST') throw e // the originals were saved by an earlier hub: keep those
+  })
+  // gc_thresh3 first when raising, so that thresh1 <= thresh2 <= thresh3 holds at every step.
+  for (const k of ['gc_thresh3', 'gc_thresh2', 'gc_thresh1'] as const) if (current[k]! < NEIGH_THRESH[k]) await fs.writeFile(neighFile(k), String(NEIGH_THRESH[k]))
+  log(`raised the ARP table limit (net.ipv4.neigh.default.gc_thresh3 ${current.gc_thresh3} -> ${NEIGH_THRESH.gc_thresh3}): it is shared by all hosts; restored when the last local host is removed`)
+}
+
+/** Puts the ARP table limits back as they were before Belt raised them. */
+async function restoreNeighbourLimits(): Promise<void> {
+  let saved: Record<string, number>
+  try {
+    saved = JSON.parse(await fs.readFile(NEIGH_ORIGINAL, 'utf8')) as Record<string, number>
+  } catch {
+    return
+  }
+  for (const k of ['gc_thresh1', 'gc_thresh2', 'gc_thresh3']) if (Number.isInteger(saved[k])) await fs.writeFile(neighFile(k), String(saved[k])).catch(() => undefined)
+  await fs.rm(NEIGH_ORIGINAL, {force: true})
+}
+
 /** Present while /run/netns exists only because Belt created it. */
 const RUN_NETNS_MARK = '/run/belt/created-run-netns'
 const READY_TIMEOUT_MS = 60_000
@@ -188,6 +226,7 @@ export class LocalDriver implements Driver {
   private async allocate(net: LocalNetwork, name: string, ctx: DriverContext): Promise<{index: number; ns: string}> {
     return this.locks.with(`subnet-${net.tag}`, async () => {
       await this.ensureHub(net)
+      await this.locks.with('neighbour-limits', () => raiseNeighbourLimits((m) => ctx.log(m)))
       const taken = takenIndices(await sh('ip', ['-n', net.hub, '-o', 'link', 'show']))
       const index = firstFreeIndex(taken)
       if (index === undefined)
@@ -295,6 +334,8 @@ export class LocalDriver implements Driver {
       if (ports.size > 0) return
       await sh('ip', ['netns', 'del', net.hub]) // the bridge and the gateway pair go with it
       await sh('ip', ['link', 'del', net.gatewayLink]).catch(() => undefined)
+      const hubsLeft = (await fs.readdir('/run/netns').catch(() => [] as string[])).some((n) => n.startsWith('belt-hub-'))
+      if (!hubsLeft) await this.locks.with('neighbour-limits', restoreNeighbourLimits)
       if (existsSync(RUN_NETNS_MARK) && (await fs.readdir('/run/netns').catch(() => ['?'])).length === 0) {
         await sh('umount', ['/run/netns']).catch(() => undefined)
         await fs.rmdir('/run/netns').catch(() => undefined)

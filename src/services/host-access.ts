@@ -41,5 +41,16 @@ export async function openHost(store: Store, r: HostRecord, opts: OpenHostOption
     },
     signal: opts.signal,
   }
-  return opts.waitMs ? waitForSsh(options, {timeoutMs: opts.waitMs, signal: opts.signal}) : connect(options)
+  if (opts.waitMs) return waitForSsh(options, {timeoutMs: opts.waitMs, signal: opts.signal})
+  try {
+    return await connect(options)
+  } catch (e) {
+    if (e instanceof UserError) throw e
+    throw new UserError(`cannot reach ${r.name} over SSH at ${m.address}:${m.ssh.port}: ${(e as Error).message}`, {
+      code: 'E_SSH_UNREACHABLE',
+      exit: ExitCode.environment,
+      hint: `check the host with: belt status ${r.name}`,
+      cause: e,
+    })
+  }
 }

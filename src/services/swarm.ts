@@ -208,6 +208,14 @@ export async function swarmInit(req: SwarmInitRequest): Promise<SwarmBatchResult
   return {outcomes: ordered, clusterId: plan.clusterId ?? results.find((r) => r.clusterId)?.clusterId, leader: formation.leaderName, timeouts: formation.timeouts, runFile, availability}
 }
 
+/** The report's phase names (create, ssh, engine, join) for a record's phase at failure. */
+export function reportPhase(phase: string, times: {sshUp?: string}): string {
+  if (phase === 'reserved' || phase === 'creating') return 'create'
+  if (phase === 'bootstrapping') return times.sshUp ? 'engine' : 'ssh'
+  if (phase === 'joined' || phase === 'bootstrapped') return 'join'
+  return phase
+}
+
 /** Writes the experiment log of a batch from the hosts' records (their phase timestamps). */
 export async function saveSwarmRun(
   store: Store,
@@ -220,7 +228,7 @@ export async function saveSwarmRun(
       name: out.name,
       times: r?.times ?? {},
       ok: out.ok,
-      ...(out.ok ? {} : {failedPhase: r?.error?.phase ?? out.phase, error: out.error}),
+      ...(out.ok ? {} : {failedPhase: reportPhase(r?.error?.phase ?? out.phase, r?.times ?? {}), error: out.error}),
       ...(o.timeouts.includes(out.name) ? {joinTimedOut: true} : {}),
       ...(out.role ?? r?.swarm?.role ? {role: (out.role ?? r?.swarm?.role) as 'manager' | 'worker'} : {}),
     })
@@ -246,7 +254,7 @@ export async function swarmStatus(store: Store, cluster?: string): Promise<Swarm
   const records = (await clusterRecords(store, cluster)).filter((r) => r.engine)
   const managers = records.filter((r) => r.swarm?.role === 'manager')
   if (managers.length === 0) throw new UserError(`no host${cluster ? ` of cluster ${cluster}` : ''} is a swarm manager`, {code: 'E_NO_SWARM', exit: ExitCode.notFound, hint: 'form a swarm with: belt swarm init'})
-  const api = new EngineSwarmApi(await storeClientTls(store), 10_000)
+  const api = new EngineSwarmApi(await storeClientTls(store), 30_000)
   let nodes: SwarmNode[] | undefined
   let clusterId: string | undefined
   let last: unknown

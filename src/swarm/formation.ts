@@ -3,6 +3,9 @@ import {oneLine} from '../errors.js'
 import {isAlreadyInSwarm, isJoinTimeout, SWARM_PORT, type EngineEndpoint, type JoinTokens, type SwarmApi, type SwarmNode} from './api.js'
 import type {Availability} from './plan.js'
 
+/** How many times a join the engine abandoned is tried (reset with a forced leave in between). */
+export const JOIN_ATTEMPTS = 3
+
 /** How one host's join ended. */
 export interface JoinResult {
   name: string
@@ -56,6 +59,7 @@ export class SwarmFormation {
   private rejectReady!: (e: Error) => void
   private workerTurn = 0
   private managerCount = 0
+  private readonly managerNames: string[] = []
   private readonly joinedWorkers: {name: string; nodeId: string}[] = []
   readonly timeouts: string[] = []
 
@@ -133,6 +137,7 @@ export class SwarmFormation {
     const r = await this.joinAs(name, 'manager', t.manager, [`${this.o.advertiseAddr(this.leader)}:${SWARM_PORT}`])
     if (r.ok) {
       this.managerCount++
+      this.managerNames.push(name)
       this.managerAddrs.push(`${addr}:${SWARM_PORT}`)
       await this.setAvailability(r.nodeId!)
       await this.o.onJoined?.(r)
@@ -172,6 +177,7 @@ export class SwarmFormation {
       const settled = await this.waitActive(w.name, 'manager')
       if (!settled.ok) continue
       this.managerCount++
+      this.managerNames.push(w.name)
       this.managerAddrs.push(`${this.o.advertiseAddr(w.name)}:${SWARM_PORT}`)
       await this.setAvailability(w.nodeId)
       await this.o.onJoined?.({name: w.name, ok: true, role: 'manager', nodeId: w.nodeId, clusterId: this.clusterId})
@@ -185,30 +191,43 @@ export class SwarmFormation {
     return this.tokens
   }
 
-  /** One join, with "Timeout was reached" treated as "still joining": verified, not failed. */
+  /**
+   * One join, with "Timeout was reached" treated as "still joining": verified, not failed. A join
+   * that the engine itself abandons (its swarm state turns to error, e.g. "context deadline
+   * exceeded" from a CPU-starved leader) is reset with a forced leave and tried again, up to
+   * {@link JOIN_ATTEMPTS} times with backoff.
+   */
   private async joinAs(name: string, role: 'manager' | 'worker', token: string, remoteAddrs: string[]): Promise<JoinResult> {
     const {api} = this.o
     const e = this.o.endpoint(name)
+    const sleep = this.o.sleep ?? ((ms: number) => new Promise((r) => setTimeout(r, ms)))
     let timedOut = false
-    this.o.log(name, `joining as ${role}`)
-    try {
-      await api.join(e, {advertiseAddr: this.o.advertiseAddr(name), remoteAddrs, token})
-    } catch (err) {
-      if (isJoinTimeout(err)) {
-        timedOut = true
-        this.timeouts.push(name)
-        this.o.log(name, 'the engine says the join goes on in the background; verifying')
-      } else if (!isAlreadyInSwarm(err)) {
-        return {name, ok: false, role, error: `join failed: ${oneLine(err)}`}
+    let last = ''
+    for (let attempt = 1; attempt <= JOIN_ATTEMPTS; attempt++) {
+      this.o.log(name, attempt === 1 ? `joining as ${role}` : `joining as ${role} again (attempt ${attempt} of ${JOIN_ATTEMPTS}: ${last})`)
+      try {
+        await api.join(e, {advertiseAddr: this.o.advertiseAddr(name), remoteAddrs, token})
+      } catch (err) {
+        if (isJoinTimeout(err)) {
+          if (!timedOut) this.timeouts.push(name)
+          timedOut = true
+          this.o.log(name, 'the engine says the join goes on in the background; verifying')
+        } else if (!isAlreadyInSwarm(err)) {
+          return {name, ok: false, role, error: `join failed: ${oneLine(err)}`}
+        }
       }
+      const settled = await this.waitActive(name, role)
+      if (settled.ok) return {name, ok: true, role, nodeId: settled.nodeId, clusterId: this.clusterId, timedOut}
+      last = settled.error
+      if (!settled.retry || attempt === JOIN_ATTEMPTS) break
+      await api.leave(e, true).catch(() => undefined)
+      await sleep(2000 * attempt * (0.5 + Math.random()))
     }
-    const settled = await this.waitActive(name, role)
-    if (!settled.ok) return {name, ok: false, role, timedOut, error: settled.error}
-    return {name, ok: true, role, nodeId: settled.nodeId, clusterId: this.clusterId, timedOut}
+    return {name, ok: false, role, timedOut, error: last}
   }
 
   /** Polls the engine until it reports itself active in the swarm (and a manager, for managers). */
-  private async waitActive(name: string, role: 'manager' | 'worker'): Promise<{ok: true; nodeId: string} | {ok: false; error: string}> {
+  private async waitActive(name: string, role: 'manager' | 'worker'): Promise<{ok: true; nodeId: string} | {ok: false; error: string; retry: boolean}> {
     const deadline = Date.now() + (this.o.settleMs ?? 300_000)
     const sleep = this.o.sleep ?? ((ms: number) => new Promise((r) => setTimeout(r, ms)))
     let last = 'no answer'
@@ -217,11 +236,11 @@ export class SwarmFormation {
         const i = await this.o.api.info(this.o.endpoint(name))
         if (i.state === 'active' && (role === 'worker' || i.isManager)) return {ok: true, nodeId: i.nodeId}
         last = `swarm state ${i.state}${i.error ? `: ${i.error}` : ''}`
-        if (i.state === 'error' || i.state === 'inactive') return {ok: false, error: `join did not complete (${last})`}
+        if (i.state === 'error' || i.state === 'inactive') return {ok: false, error: `join did not complete (${last})`, retry: true}
       } catch (err) {
         last = oneLine(err)
       }
-      if (Date.now() + delay > deadline) return {ok: false, error: `not active in the swarm after ${Math.round((this.o.settleMs ?? 300_000) / 1000)} s (${last})`}
+      if (Date.now() + delay > deadline) return {ok: false, error: `not active in the swarm after ${Math.round((this.o.settleMs ?? 300_000) / 1000)} s (${last})`, retry: false}
       await sleep(delay)
     }
   }
@@ -237,17 +256,23 @@ export class SwarmFormation {
    * Waits until every named node is Ready in the leader's node list (bounded); returns those that
    * are not, with their state. Tries the other managers when the leader does not answer.
    */
-  async verify(nodeIds: ReadonlyMap<string, string>, timeoutMs = 120_000): Promise<Map<string, string>> {
+  async verify(nodeIds: ReadonlyMap<string, string>, timeoutMs = 180_000): Promise<Map<string, string>> {
     const sleep = this.o.sleep ?? ((ms: number) => new Promise((r) => setTimeout(r, ms)))
     const deadline = Date.now() + timeoutMs
-    let notReady = new Map<string, string>()
     for (;;) {
-      const nodes = await this.listNodes()
-      const byId = new Map(nodes.map((n) => [n.id, n]))
-      notReady = new Map()
+      let nodes: SwarmNode[] | undefined
+      let why = ''
+      try {
+        nodes = await this.listNodes()
+      } catch (e) {
+        why = oneLine(e) // a busy leader: ask again until the deadline
+      }
+      const notReady = new Map<string, string>()
+      const byId = new Map((nodes ?? []).map((n) => [n.id, n]))
       for (const [name, id] of nodeIds) {
         const n = byId.get(id)
-        if (!n || n.state !== 'ready') notReady.set(name, n ? n.state : 'not in the node list')
+        if (!nodes) notReady.set(name, why)
+        else if (!n || n.state !== 'ready') notReady.set(name, n ? n.state : 'not in the node list')
       }
       if (notReady.size === 0 || Date.now() > deadline) return notReady
       await sleep(1000)
@@ -256,7 +281,7 @@ export class SwarmFormation {
 
   /** The node list from the leader, else from any manager that answers. */
   async listNodes(): Promise<SwarmNode[]> {
-    const names = [this.leader, ...(this.o.existing?.managers ?? [])].filter((x): x is string => Boolean(x))
+    const names = [this.leader, ...this.managerNames, ...(this.o.existing?.managers ?? [])].filter((x): x is string => Boolean(x))
     let last: unknown
     for (const m of [...new Set(names)]) {
       try {

@@ -19,6 +19,8 @@ export class FakeSwarm implements SwarmApi {
   /** Hosts whose join is refused. */
   failJoin = new Set<string>()
   failInit = false
+  /** Hosts whose first join times out and is then abandoned by the engine (state error). */
+  abandonOnce = new Set<string>()
   private seq = 0
 
   constructor(readonly hosts: readonly string[]) {
@@ -63,7 +65,12 @@ export class FakeSwarm implements SwarmApi {
     try {
       await new Promise((r) => setTimeout(r, 2))
       if (this.failJoin.has(e.name)) throw new Error('fake: join refused')
+      if (this.abandonOnce.delete(e.name)) {
+        Object.assign(this.host(e), {state: 'error', error: 'rpc error: code = DeadlineExceeded desc = context deadline exceeded'})
+        throw new Error('Timeout was reached before node joined. The attempt to join the swarm will continue in the background.')
+      }
       const s = this.host(e)
+      if (s.state === 'error') throw new Error('fake: join on a node in error state without a leave first')
       if (s.state === 'active') throw new Error('This node is already part of a swarm. Use "docker swarm leave" to leave this swarm and join another one.')
       const id = `n${++this.seq}`
       Object.assign(s, {state: 'active', nodeId: id, isManager: role === 'manager', clusterId: role === 'manager' ? this.clusterId : undefined, remoteManagers: o.remoteAddrs})

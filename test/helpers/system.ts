@@ -10,6 +10,8 @@ export interface SystemSnapshot {
   links: string[]
   mounts: string[]
   processes: string[]
+  /** Machine-wide settings Belt may change while hosts exist (the ARP table limits). */
+  sysctls: string[]
 }
 
 /** Network namespaces, root-namespace links, mount points, and sshd/tini/unshare/dockerd processes. */
@@ -35,5 +37,8 @@ export async function systemSnapshot(): Promise<SystemSnapshot> {
     .map((l) => l.trim())
     .filter((l) => /\s(sshd|tini|unshare|dockerd|containerd)$/.test(l))
     .sort()
-  return {netns, links, mounts, processes}
+  const sysctls = await Promise.all(
+    ['gc_thresh1', 'gc_thresh2', 'gc_thresh3'].map(async (k) => `${k}=${(await readFile(`/proc/sys/net/ipv4/neigh/default/${k}`, 'utf8')).trim()}`),
+  )
+  return {netns, links, mounts, processes, sysctls}
 }

@@ -123,6 +123,15 @@ describe('SwarmFormation', () => {
     expect(f.timeouts).toEqual(['n5'])
   })
 
+  it('a join the engine abandons (state error) is reset with a forced leave and tried again', async () => {
+    const api = new FakeSwarm(names(6))
+    api.abandonOnce.add('n6')
+    const f = formation(api)
+    const results = await Promise.all(names(6).map((n) => f.add(n)))
+    expect(results.find((r) => r.name === 'n6')).toMatchObject({ok: true, role: 'worker', timedOut: true})
+    expect(api.calls.filter((c) => c.includes('n6'))).toEqual(['join:n6:worker', 'leave:n6', 'join:n6:worker'])
+  })
+
   it('a refused worker join fails that host only', async () => {
     const api = new FakeSwarm(names(6))
     api.failJoin.add('n6')
