@@ -17,6 +17,23 @@ export interface EngineInfo {
   swarm: {nodeId: string; localNodeState: string; controlAvailable: boolean; clusterId?: string}
 }
 
+/**
+ * One keep-alive agent per engine and client certificate: a batch polls hundreds of engines, and a
+ * new TLS handshake per call costs CPU on the same machine the swarm leader needs. Idle sockets
+ * are unref'd so they never keep the process alive.
+ */
+const agents = new Map<string, https.Agent>()
+function agentFor(address: string, port: number, tls: ClientTls): https.Agent {
+  const key = `${address}:${port}:${tls.cert.length}:${tls.cert.slice(-64)}`
+  let a = agents.get(key)
+  if (!a) {
+    a = new https.Agent({keepAlive: true, maxSockets: 4, maxFreeSockets: 1, ca: tls.ca, cert: tls.cert, key: tls.key, timeout: 60_000})
+    a.on('free', (socket) => socket.unref())
+    agents.set(key, a)
+  }
+  return a
+}
+
 /** An Engine API error: the status and the daemon's own message. */
 export class EngineApiError extends Error {
   constructor(
@@ -55,7 +72,7 @@ export function engineRequest<T = unknown>(
         cert: tls.cert,
         key: tls.key,
         timeout: timeoutMs,
-        agent: false,
+        agent: agentFor(address, port, tls),
         headers: payload ? {'content-type': 'application/json', 'content-length': payload.length} : {},
       },
       (res) => {
@@ -80,6 +97,7 @@ export function engineRequest<T = unknown>(
     )
     req.on('timeout', () => req.destroy(new Error(`engine API ${method} ${path} on ${address} did not answer within ${Math.round(timeoutMs / 1000)} s`)))
     req.on('error', reject)
+    req.on('socket', (socket) => socket.ref())
     req.end(payload)
   })
 }

@@ -9,7 +9,8 @@ import {swarmFlags, swarmSettingsFrom} from '../swarm-flags.js'
 import {finishSwarmBatch} from '../ui/swarm-summary.js'
 import {resolveDriverOptions} from '../services/driver-context.js'
 import {finishBatch} from '../ui/batch.js'
-import {LineReporter} from '../ui/reporter.js'
+import {batchReporter} from '../ui/live.js'
+import type {BatchPhase} from '../ui/reporter.js'
 
 /** `--<driver>-<option>` for every driver's options, each with its env var, grouped by driver in help. */
 function driverFlags() {
@@ -83,6 +84,10 @@ export default class Create extends BaseCommand<typeof Create> {
     if (this.flags.swarm && !this.flags.bootstrap) throw usageError('--swarm needs the engines: drop --no-bootstrap', 'E_SWARM_NO_BOOTSTRAP')
     const startedAt = Date.now()
     const store = this.openStore()
+    const phases: BatchPhase[] = ['create', ...(this.flags.bootstrap ? (['bootstrap'] as const) : []), ...(this.flags.swarm ? (['join'] as const) : [])]
+    const n = this.flags.count
+    const reporter = batchReporter(phases, {json: this.jsonEnabled(), totals: n ? {create: n, bootstrap: n, join: n} : {}})
+    reporter.start()
     const r = await runCreatePipeline({
       store,
       driver: entry,
@@ -93,9 +98,9 @@ export default class Create extends BaseCommand<typeof Create> {
       createConcurrency: this.flags.concurrency ?? entry.createConcurrency,
       bootstrap: this.flags.bootstrap ? {engine: engineConfigFrom(this.flags), concurrency: this.flags['bootstrap-concurrency'] ?? entry.bootstrapConcurrency} : undefined,
       swarm: this.flags.swarm ? swarmSettingsFrom(this.flags) : undefined,
-      reporter: new LineReporter(),
+      reporter,
       command: commandLine(this.id ?? 'create', this.argv, entry.name, entry.options),
-    })
+    }).finally(() => reporter.stop())
     const storeFlag = this.flags.store ? ` --store ${this.flags.store}` : ''
     // The same command resumes: hosts never created are created, created ones go on from their phase.
     const retry = (failed: string[]) => `belt create --driver ${entry.name}${storeFlag}${this.flags.bootstrap ? '' : ' --no-bootstrap'}${this.flags.swarm ? ' --swarm' : ''} ${failed.join(' ')}`

@@ -5,7 +5,7 @@ import {engineConfigFrom, engineFlags, engineFlagsGiven} from '../engine-flags.j
 import {bootstrapHosts, prepareBootstrap} from '../services/bootstrap-hosts.js'
 import {selectHosts} from '../services/select-hosts.js'
 import {finishBatch} from '../ui/batch.js'
-import {LineReporter} from '../ui/reporter.js'
+import {batchReporter} from '../ui/live.js'
 
 export default class Provision extends BaseCommand<typeof Provision> {
   static override summary = 'Bootstrap existing hosts: install and configure the Docker engine with mutual TLS'
@@ -25,11 +25,13 @@ export default class Provision extends BaseCommand<typeof Provision> {
     const startedAt = Date.now()
     const setup = await prepareBootstrap(store)
     const concurrency = this.flags.concurrency ?? Math.min(...hosts.map((h) => findDriver(h.driver)?.bootstrapConcurrency ?? 8))
+    const reporter = batchReporter(['bootstrap'], {json: this.jsonEnabled(), totals: {bootstrap: hosts.length}})
+    reporter.start()
     const outcomes = await bootstrapHosts(setup, hosts.map((h) => h.name), {
       engine: engineFlagsGiven(this.flags) ? engineConfigFrom(this.flags) : undefined,
-      reporter: new LineReporter(),
+      reporter,
       concurrency,
-    })
+    }).finally(() => reporter.stop())
     const storeFlag = this.flags.store ? ` --store ${this.flags.store}` : ''
     return finishBatch(outcomes, {verb: 'provisioned', startedAt, retry: (failed) => `belt provision${storeFlag} ${failed.join(' ')}`})
   }

@@ -59,6 +59,7 @@ export async function bootstrapOne(setup: BootstrapSetup, name: string, o: Boots
   const {store} = setup
   const t0 = Date.now()
   let record = await store.get(name)
+  o.reporter.phase?.(name, 'bootstrap', 'start')
   try {
     if (!record.machine)
       throw new UserError(`${name} has no machine yet (its state is ${record.phase})`, {code: 'E_NOT_CREATED', exit: ExitCode.usage})
@@ -120,6 +121,7 @@ export async function bootstrapOne(setup: BootstrapSetup, name: string, o: Boots
     })
     const what = [result.installed ? 'engine installed' : undefined, result.restarted ? (result.certRenewed ? 'new certificate' : 'configured') : 'unchanged'].filter(Boolean).join(', ')
     o.reporter.host(name, `engine ${result.engine.serverVersion} ready at ${result.url} (${what}, ${seconds(Date.now() - t0)})`)
+    o.reporter.phase?.(name, 'bootstrap', 'done')
     return {name, ok: true, phase: 'bootstrapped', address: machine.address, ms: Date.now() - t0}
   } catch (e) {
     const message = oneLine(e)
@@ -131,6 +133,7 @@ export async function bootstrapOne(setup: BootstrapSetup, name: string, o: Boots
       })
       .catch(() => undefined)
     o.reporter.host(name, `bootstrap failed: ${message}`)
+    o.reporter.phase?.(name, 'bootstrap', 'fail', message)
     return {name, ok: false, phase: 'error', address: record.machine?.address, error: message}
   }
 }

@@ -152,6 +152,7 @@ async function createOne(req: CreateHostsRequest, driver: Driver, publicKey: str
     r.times.createRequested = new Date().toISOString()
   })
   const ctx = await driverContext(store, req.driver.name, reporter, {host: name, signal: req.signal})
+  reporter.phase?.(name, 'create', 'start')
   let machine: Machine
   try {
     machine = await driver.create({name, cluster: {name: req.cluster, sshPublicKey: publicKey}, options: req.options}, ctx)
@@ -163,6 +164,7 @@ async function createOne(req: CreateHostsRequest, driver: Driver, publicKey: str
       r.error = {phase: 'creating', message, at: new Date().toISOString()}
     })
     reporter.host(name, `create failed: ${message}`)
+    reporter.phase?.(name, 'create', 'fail', message)
     throw e
   }
   const ms = Date.now() - t0
@@ -175,5 +177,6 @@ async function createOne(req: CreateHostsRequest, driver: Driver, publicKey: str
     r.times.addressKnown = now
   })
   reporter.host(name, `created at ${machine.address} (${seconds(ms)})`)
+  reporter.phase?.(name, 'create', 'done')
   return {name, ok: true, phase: 'created', address: machine.address, ms}
 }

@@ -74,7 +74,9 @@ export async function runCreatePipeline(req: PipelineRequest): Promise<PipelineR
         if (!b.ok || !formation) return b
         const rec = await store.get(name)
         known.set(name, rec)
+        reporter.phase?.(name, 'join', 'start')
         const j = await formation.add(name)
+        reporter.phase?.(name, 'join', j.ok ? 'done' : 'fail', j.error)
         if (!j.ok) {
           await store.update(name, (x) => {
             x.error = {phase: 'joined', message: j.error ?? 'join failed', at: new Date().toISOString()}

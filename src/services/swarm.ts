@@ -183,9 +183,12 @@ export async function swarmInit(req: SwarmInitRequest): Promise<SwarmBatchResult
   const joining = targets.filter((t) => plan.free.includes(t.name))
   const started = new Map<string, number>()
   const results = await Promise.all(
-    joining.map((t) => {
+    joining.map(async (t) => {
       started.set(t.name, Date.now())
-      return formation.add(t.name, req.role)
+      reporter.phase?.(t.name, 'join', 'start')
+      const r = await formation.add(t.name, req.role)
+      reporter.phase?.(t.name, 'join', r.ok ? 'done' : 'fail', r.error)
+      return r
     }),
   )
   const nodeIds = new Map<string, string>()

@@ -231,7 +231,7 @@ export class SwarmFormation {
     const deadline = Date.now() + (this.o.settleMs ?? 300_000)
     const sleep = this.o.sleep ?? ((ms: number) => new Promise((r) => setTimeout(r, ms)))
     let last = 'no answer'
-    for (let delay = 250; ; delay = Math.min(delay * 2, 5000)) {
+    for (let delay = 250; ; delay = Math.min(delay * 2, 2000)) {
       try {
         const i = await this.o.api.info(this.o.endpoint(name))
         if (i.state === 'active' && (role === 'worker' || i.isManager)) return {ok: true, nodeId: i.nodeId}

@@ -6,7 +6,15 @@ export interface Reporter {
   host(name: string, message: string): void
   info(message: string): void
   warn(message: string): void
+  /**
+   * Optional: a host entered, finished or failed a batch phase. A live view counts these; plain
+   * line output needs nothing more than the host lines.
+   */
+  phase?(name: string, phase: BatchPhase, event: 'start' | 'done' | 'fail', detail?: string): void
 }
+
+/** The phases of a batch, in order. */
+export type BatchPhase = 'create' | 'bootstrap' | 'join'
 
 /** Plain lines on a stream (stderr by default): `node3: created at 10.213.1.3 (1.2 s)`. */
 export class LineReporter implements Reporter {

@@ -2,7 +2,7 @@ import {Flags} from '@oclif/core'
 import {BaseCommand} from '../../base-command.js'
 import {swarmInit} from '../../services/swarm.js'
 import {swarmFlags, swarmSettingsFrom} from '../../swarm-flags.js'
-import {LineReporter} from '../../ui/reporter.js'
+import {batchReporter} from '../../ui/live.js'
 import {finishSwarmBatch} from '../../ui/swarm-summary.js'
 
 export default class SwarmInit extends BaseCommand<typeof SwarmInit> {
@@ -19,14 +19,16 @@ export default class SwarmInit extends BaseCommand<typeof SwarmInit> {
 
   async run() {
     const startedAt = Date.now()
+    const reporter = batchReporter(['join'], {json: this.jsonEnabled()})
+    reporter.start()
     const r = await swarmInit({
       store: this.openStore(),
       patterns: this.positional,
       cluster: this.flags.cluster,
       settings: swarmSettingsFrom(this.flags),
-      reporter: new LineReporter(),
+      reporter,
       command: ['belt', 'swarm', 'init', ...this.argv].join(' '),
-    })
+    }).finally(() => reporter.stop())
     const storeFlag = this.flags.store ? ` --store ${this.flags.store}` : ''
     return finishSwarmBatch(r.outcomes, {...r, startedAt, retry: (failed) => `belt swarm init${storeFlag} ${failed.join(' ')}`})
   }

@@ -3,7 +3,7 @@ import {BaseCommand} from '../../base-command.js'
 import {usageError} from '../../errors.js'
 import {swarmInit} from '../../services/swarm.js'
 import {swarmFlags, swarmSettingsFrom} from '../../swarm-flags.js'
-import {LineReporter} from '../../ui/reporter.js'
+import {batchReporter} from '../../ui/live.js'
 import {finishSwarmBatch} from '../../ui/swarm-summary.js'
 
 export default class SwarmJoin extends BaseCommand<typeof SwarmJoin> {
@@ -22,14 +22,16 @@ export default class SwarmJoin extends BaseCommand<typeof SwarmJoin> {
   async run() {
     if (this.positional.length === 0) throw usageError('name the hosts to join', 'E_NO_NAMES', 'e.g. belt swarm join node7')
     const startedAt = Date.now()
+    const reporter = batchReporter(['join'], {json: this.jsonEnabled()})
+    reporter.start()
     const r = await swarmInit({
       store: this.openStore(),
       patterns: this.positional,
       settings: {...swarmSettingsFrom({...this.flags, managers: 7}), managers: 7},
       role: this.flags.manager ? 'manager' : 'worker',
-      reporter: new LineReporter(),
+      reporter,
       command: ['belt', 'swarm', 'join', ...this.argv].join(' '),
-    })
+    }).finally(() => reporter.stop())
     const storeFlag = this.flags.store ? ` --store ${this.flags.store}` : ''
     return finishSwarmBatch(r.outcomes, {...r, startedAt, retry: (failed) => `belt swarm join${this.flags.manager ? ' --manager' : ''}${storeFlag} ${failed.join(' ')}`})
   }
