@@ -112,6 +112,22 @@ export interface Driver {
   /** Destroys the host. Idempotent: a missing host is success. */
   remove(machine: Machine, options: DriverOptions, ctx: DriverContext): Promise<void>
 
+  /**
+   * Optional: creates several hosts of ONE cluster with ONE set of options in as few API calls as
+   * the cloud allows (EC2 RunInstances with MinCount/MaxCount, DigitalOcean's create of up to 10
+   * names). Same contract as `create`, host by host:
+   *  - every resource id is journalled, with `host` set (the context is not host-scoped), as soon
+   *    as the cloud returns it;
+   *  - the result has one entry per spec, in the order of `specs`: a Machine whose SSH port accepts
+   *    connections, or an Error for that host after the driver removed what it created for it (or
+   *    left the ids in the journal); one host's failure never hides the others.
+   * Rejects only when no host could be attempted: specs of different clusters or options (a bug in
+   * the caller), invalid options, credentials, or the cluster's shared setup; nothing unjournalled
+   * exists then. The driver may split a call; the caller bounds the batch and runs batches through
+   * its pool. When `ctx.signal` aborts, hosts still starting are removed or left in the journal.
+   */
+  createMany?(specs: readonly HostSpec[], ctx: DriverContext): Promise<Array<Machine | Error>>
+
   /** Optional: powers a stopped host on. Resolves when SSH answers again. */
   start?(machine: Machine, options: DriverOptions, ctx: DriverContext): Promise<Machine>
   /** Optional: graceful power-off. */

@@ -2,7 +2,7 @@ import type {Driver, DriverOptions, Machine} from '../../drivers/driver.js'
 import type {DriverEntry} from '../../drivers/registry.js'
 import {oneLine, usageError} from '../errors.js'
 import {expandNames, nextNames, summarizeNames} from '../names.js'
-import {mapSettled} from '../scheduler/pool.js'
+import {mapSettled, type Settled} from '../scheduler/pool.js'
 import {newRecord, type Store} from '../store/store.js'
 import type {HostRecord} from '../store/types.js'
 import {seconds, type Reporter} from '../ui/reporter.js'
@@ -124,15 +124,41 @@ export async function createHosts(req: CreateHostsRequest): Promise<HostOutcome[
   const resumed = new Map(resume.map((n) => [n, req.next!(n).catch((e) => ({name: n, ok: false, phase: 'error' as const, error: oneLine(e)}))]))
   reporter.info(`Creating ${records.length} host${records.length === 1 ? '' : 's'} with the ${req.driver.name} driver (${req.concurrency} at a time)`)
   const following = new Map<string, Promise<HostOutcome>>()
-  const settled = await mapSettled(
-    records,
-    async (r) => {
-      const created = await createOne(req, driver, key.publicKey, r)
-      if (req.next) following.set(r.name, req.next(r.name).catch((e) => ({name: r.name, ok: false, phase: 'error' as const, error: oneLine(e)})))
-      return created
-    },
-    {concurrency: req.concurrency, signal: req.signal},
-  )
+  const follow = (name: string) => {
+    if (req.next) following.set(name, req.next(name).catch((e) => ({name, ok: false, phase: 'error' as const, error: oneLine(e)})))
+  }
+  let settled: Settled<HostRecord, HostOutcome>[]
+  const batchSize = req.driver.createBatchSize ?? 1
+  if (driver.createMany && batchSize > 1 && records.length > 1) {
+    // Hosts per API call, batches through the same bounded pool (concurrency counts hosts).
+    const batches: HostRecord[][] = []
+    for (let i = 0; i < records.length; i += batchSize) batches.push(records.slice(i, i + batchSize))
+    const byBatch = await mapSettled(
+      batches,
+      async (b) => {
+        const res = await createBatch(req, driver, key.publicKey, b)
+        for (const x of res) if (!(x instanceof Error)) follow(x.name)
+        return res
+      },
+      {concurrency: Math.max(1, Math.floor(req.concurrency / batchSize)), signal: req.signal},
+    )
+    settled = byBatch.flatMap((s) =>
+      s.item.map((item, i): Settled<HostRecord, HostOutcome> => {
+        const v = s.ok ? s.value[i]! : (s.error as Error)
+        return v instanceof Error ? {item, ok: false, error: v} : {item, ok: true, value: v}
+      }),
+    )
+  } else {
+    settled = await mapSettled(
+      records,
+      async (r) => {
+        const created = await createOne(req, driver, key.publicKey, r)
+        follow(r.name)
+        return created
+      },
+      {concurrency: req.concurrency, signal: req.signal},
+    )
+  }
   const out: HostOutcome[] = []
   for (const s of settled) {
     if (!s.ok) out.push({name: s.item.name, ok: false, phase: 'error', error: oneLine(s.error)})
@@ -142,41 +168,78 @@ export async function createHosts(req: CreateHostsRequest): Promise<HostOutcome[
   return out
 }
 
-async function createOne(req: CreateHostsRequest, driver: Driver, publicKey: string, record: HostRecord): Promise<HostOutcome> {
-  const {store, reporter} = req
-  const name = record.name
-  const t0 = Date.now()
-  await store.update(name, (r) => {
+/** Persists "creating" before the driver is called: a crash after this leaves a resumable record. */
+async function markCreating(req: CreateHostsRequest, name: string): Promise<void> {
+  await req.store.update(name, (r) => {
     r.phase = 'creating'
     r.owner = {pid: process.pid, since: new Date().toISOString()}
     r.times.createRequested = new Date().toISOString()
   })
-  const ctx = await driverContext(store, req.driver.name, reporter, {host: name, signal: req.signal})
-  reporter.phase?.(name, 'create', 'start')
-  let machine: Machine
-  try {
-    machine = await driver.create({name, cluster: {name: req.cluster, sshPublicKey: publicKey}, options: req.options}, ctx)
-  } catch (e) {
-    const message = oneLine(e)
-    await store.update(name, (r) => {
-      r.phase = 'error'
-      r.owner = undefined
-      r.error = {phase: 'creating', message, at: new Date().toISOString()}
-    })
-    reporter.host(name, `create failed: ${message}`)
-    reporter.phase?.(name, 'create', 'fail', message)
-    throw e
-  }
+  req.reporter.phase?.(name, 'create', 'start')
+}
+
+async function persistCreated(req: CreateHostsRequest, name: string, machine: Machine, t0: number): Promise<HostOutcome> {
   const ms = Date.now() - t0
-  await store.update(name, (r) => {
-    const now = new Date().toISOString()
+  await req.store.update(name, (r) => {
     r.phase = 'created'
     r.owner = undefined
     r.machine = machine
     if (machine.hostKeys?.length) r.hostKeys = [...machine.hostKeys]
-    r.times.addressKnown = now
+    r.times.addressKnown = new Date().toISOString()
   })
-  reporter.host(name, `created at ${machine.address} (${seconds(ms)})`)
-  reporter.phase?.(name, 'create', 'done')
+  req.reporter.host(name, `created at ${machine.address} (${seconds(ms)})`)
+  req.reporter.phase?.(name, 'create', 'done')
   return {name, ok: true, phase: 'created', address: machine.address, ms}
+}
+
+async function persistFailed(req: CreateHostsRequest, name: string, e: unknown): Promise<void> {
+  const message = oneLine(e)
+  await req.store.update(name, (r) => {
+    r.phase = 'error'
+    r.owner = undefined
+    r.error = {phase: 'creating', message, at: new Date().toISOString()}
+  })
+  req.reporter.host(name, `create failed: ${message}`)
+  req.reporter.phase?.(name, 'create', 'fail', message)
+}
+
+async function createOne(req: CreateHostsRequest, driver: Driver, publicKey: string, record: HostRecord): Promise<HostOutcome> {
+  const name = record.name
+  const t0 = Date.now()
+  await markCreating(req, name)
+  const ctx = await driverContext(req.store, req.driver.name, req.reporter, {host: name, signal: req.signal})
+  let machine: Machine
+  try {
+    machine = await driver.create({name, cluster: {name: req.cluster, sshPublicKey: publicKey}, options: req.options}, ctx)
+  } catch (e) {
+    await persistFailed(req, name, e)
+    throw e
+  }
+  return persistCreated(req, name, machine, t0)
+}
+
+/**
+ * Creates a batch through the driver's optional `createMany` (one API call for many hosts), then
+ * persists each host's result on its own: one host's failure never hides the others.
+ */
+async function createBatch(req: CreateHostsRequest, driver: Driver, publicKey: string, batch: readonly HostRecord[]): Promise<(HostOutcome | Error)[]> {
+  const t0 = Date.now()
+  for (const r of batch) await markCreating(req, r.name)
+  const ctx = await driverContext(req.store, req.driver.name, req.reporter, {signal: req.signal})
+  const specs = batch.map((r) => ({name: r.name, cluster: {name: req.cluster, sshPublicKey: publicKey}, options: req.options}))
+  let results: (Machine | Error)[]
+  try {
+    results = await driver.createMany!(specs, ctx)
+  } catch (e) {
+    results = batch.map(() => (e instanceof Error ? e : new Error(String(e))))
+  }
+  const out: (HostOutcome | Error)[] = []
+  for (const [i, r] of batch.entries()) {
+    const res = results[i] ?? new Error('the driver returned no result for this host')
+    if (res instanceof Error) {
+      await persistFailed(req, r.name, res)
+      out.push(res)
+    } else out.push(await persistCreated(req, r.name, res, t0))
+  }
+  return out
 }

@@ -210,3 +210,29 @@ describe('resolveDriverOptions', () => {
     expect(resolveDriverOptions(entry, {}, {}, {R: 'sfo3'}).options.region).toBe('sfo3')
   })
 })
+
+describe('createHosts with a driver that creates in batches', () => {
+  it('uses createMany in batches of the entry size, persists each host, and a failed host fails alone', async () => {
+    const batches: string[][] = []
+    const many = Object.assign(fake, {
+      async createMany(specs: readonly {name: string; cluster: {name: string; sshPublicKey: string}; options: Record<string, string | undefined>}[], ctx: Parameters<FakeDriver['create']>[1]) {
+        batches.push(specs.map((s) => s.name))
+        // The contract: journal entries of a batch name their host.
+        return Promise.all(specs.map((s) => fake.create(s, {...ctx, journal: (e) => ctx.journal({...e, host: s.name})}).catch((e: Error) => e)))
+      },
+    })
+    fake.failCreate.add('node5')
+    const entry = {...reg.entry, createBatchSize: 3, load: async () => many}
+    const out = await create({patterns: ['node[1:7]']}, {driver: entry, concurrency: 6})
+    expect([...batches].sort((a, b) => a[0]!.localeCompare(b[0]!, 'en', {numeric: true}))).toEqual([
+      ['node1', 'node2', 'node3'],
+      ['node4', 'node5', 'node6'],
+      ['node7'],
+    ])
+    expect(out.filter((o) => !o.ok).map((o) => o.name)).toEqual(['node5'])
+    expect((await store.get('node5')).phase).toBe('error')
+    expect((await store.get('node6')).phase).toBe('created')
+    // Journal entries made through the batch context land on the right host's record.
+    expect((await store.get('node6')).resources.map((r) => r.kind)).toEqual(['fake-vm'])
+  })
+})
