@@ -1,0 +1,122 @@
+import net from 'node:net'
+import {Ec2ApiStats, isThrottling, type Ec2Api} from './client.js'
+
+/** Every bound the driver waits under. Tests shorten the polling ones; none is unbounded. */
+export interface Ec2Timing {
+  /** First DescribeInstances poll after a change, then x1.5 per poll up to `pollMaxMs`. */
+  readonly pollMinMs: number
+  readonly pollMaxMs: number
+  /** pending -> running. */
+  readonly runningTimeoutMs: number
+  /** running -> TCP port 22 accepts. */
+  readonly sshTimeoutMs: number
+  /** stopping -> stopped. */
+  readonly stopTimeoutMs: number
+  /** shutting-down -> terminated. */
+  readonly terminateTimeoutMs: number
+  /** DeleteSecurityGroup retried while DependencyViolation says instances still use the group. */
+  readonly groupDeleteTimeoutMs: number
+  /** After RebootInstances: how long to wait for SSH to go down before waiting for it to come up. */
+  readonly rebootDownGraceMs: number
+  /** Belt's own retries of a throttled call after the SDK's adaptive retries gave up. */
+  readonly throttleRetries: number
+  readonly throttleBaseMs: number
+  readonly throttleMaxMs: number
+  /** Rounds of InsufficientInstanceCapacity over every candidate subnet before giving up. */
+  readonly capacityRounds: number
+  /** Instances per RunInstances call. */
+  readonly maxBatch: number
+  /** TCP probes of port 22 at once. */
+  readonly portProbeConcurrency: number
+}
+
+export const defaultTiming: Ec2Timing = {
+  pollMinMs: 1_000,
+  pollMaxMs: 5_000,
+  runningTimeoutMs: 10 * 60_000,
+  sshTimeoutMs: 5 * 60_000,
+  stopTimeoutMs: 10 * 60_000,
+  terminateTimeoutMs: 10 * 60_000,
+  groupDeleteTimeoutMs: 10 * 60_000,
+  rebootDownGraceMs: 20_000,
+  throttleRetries: 8,
+  throttleBaseMs: 1_000,
+  throttleMaxMs: 20_000,
+  capacityRounds: 3,
+  maxBatch: 50,
+  portProbeConcurrency: 64,
+}
+
+/** Resolves after `ms`, or rejects with the signal's reason when it aborts first. */
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason ?? new Error('aborted'))
+    const t = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort)
+      resolve()
+    }, ms)
+    const onAbort = () => {
+      clearTimeout(t)
+      reject(signal!.reason ?? new Error('aborted'))
+    }
+    signal?.addEventListener('abort', onAbort, {once: true})
+  })
+}
+
+/** Exponential backoff with full jitter: a random wait in [base, min(max, base * 2^attempt)]. */
+export function backoff(attempt: number, baseMs: number, maxMs: number, random: () => number = Math.random): number {
+  const cap = Math.min(maxMs, baseMs * 2 ** attempt)
+  return Math.round(baseMs + random() * Math.max(0, cap - baseMs))
+}
+
+/**
+ * One client's calls: the SDK client plus Belt's bounded retry of throttled calls. The SDK already
+ * retries throttling (adaptive mode) but gives up after a few attempts or when its retry quota is
+ * spent, which a 300-host batch can do; waiting longer here turns a burst into a slower success.
+ */
+export class Ec2Calls {
+  constructor(
+    readonly api: Ec2Api,
+    readonly stats: Ec2ApiStats,
+    readonly timing: Ec2Timing,
+  ) {}
+
+  async call<T>(fn: (api: Ec2Api) => Promise<T>, signal?: AbortSignal): Promise<T> {
+    for (let attempt = 0; ; attempt++) {
+      signal?.throwIfAborted()
+      try {
+        return await fn(this.api)
+      } catch (e) {
+        if (!isThrottling(e) || attempt >= this.timing.throttleRetries) throw e
+        this.stats.ownRetries++
+        await sleep(backoff(attempt, this.timing.throttleBaseMs, this.timing.throttleMaxMs), signal)
+      }
+    }
+  }
+}
+
+/** One TCP connection attempt: true when `host:port` accepts within `timeoutMs`. */
+export function tcpAccepts(host: string, port: number, timeoutMs = 3_000): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect({host, port})
+    const done = (ok: boolean) => {
+      s.destroy()
+      resolve(ok)
+    }
+    s.setTimeout(timeoutMs, () => done(false))
+    s.once('connect', () => done(true))
+    s.once('error', () => done(false))
+  })
+}
+
+/** Waits until `host:port` accepts (or, with `closed`, stops accepting), probing every second; bounded. */
+export async function waitForPort(host: string, port: number, timeoutMs: number, opts: {signal?: AbortSignal; closed?: boolean} = {}): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    opts.signal?.throwIfAborted()
+    const accepts = await tcpAccepts(host, port, Math.min(3_000, Math.max(200, deadline - Date.now())))
+    if (accepts !== Boolean(opts.closed)) return true
+    if (Date.now() >= deadline) return false
+    await sleep(Math.min(1_000, Math.max(0, deadline - Date.now())), opts.signal)
+  }
+}

@@ -1,0 +1,113 @@
+/**
+ * What `belt emulator ec2` does: checks its settings, prepares the backing driver, serves the
+ * emulator on 127.0.0.1 until SIGINT/SIGTERM (or `signal`), then removes every host it made.
+ */
+import {promises as fs} from 'node:fs'
+import path from 'node:path'
+import {usageError} from '../../../src/errors.js'
+import type {Driver, DriverContext, DriverOptions, JournalEntry} from '../../driver.js'
+import {usageBanner} from './index.js'
+import {Ec2Emulator, parseRate} from './server.js'
+import {createSimulatedBacking} from './simulated-backing.js'
+
+export interface Ec2ServeSettings {
+  port: number
+  bootDelayMs: number
+  /** `N/s` or `N`; 0 for no limit. */
+  rateLimit: string
+  faultThrottle: string
+  faultCapacity: string
+  backing: 'local' | 'simulated'
+  localSubnet: string
+  /** Belt's store directory: the backing's state lives in `<store>/drivers/emulator-amazonec2`. */
+  storeDir: string
+  seed: number
+}
+
+/** A fraction in [0, 1] from a flag. */
+function fraction(flag: string, text: string): number {
+  const n = Number(text)
+  if (text.trim() === '' || !Number.isFinite(n) || n < 0 || n > 1) throw usageError(`--${flag} must be a fraction between 0 and 1, got '${text}'`, 'E_EMULATOR_FLAG', 'e.g. 0.05 for 5%')
+  return n
+}
+
+async function loadBacking(s: Ec2ServeSettings): Promise<{driver: Driver; options: DriverOptions; vpcCidr: string}> {
+  if (s.backing === 'simulated') return {driver: createSimulatedBacking(), options: {}, vpcCidr: '172.31.0.0/16'}
+  const {createLocalDriver} = await import('../../local/index.js')
+  // The local hosts' bridge addresses are the instances' private addresses: the VPC is that subnet.
+  return {driver: createLocalDriver(), options: {subnet: s.localSubnet}, vpcCidr: s.localSubnet}
+}
+
+/**
+ * The backing driver's context: a private directory, in-process locks (one emulator owns its
+ * backing hosts) and a journal file, so hosts a crashed emulator left can be found.
+ */
+async function backingContext(stateDir: string, log: (message: string) => void): Promise<DriverContext> {
+  await fs.mkdir(stateDir, {recursive: true, mode: 0o700})
+  const queues = new Map<string, Promise<unknown>>()
+  return {
+    stateDir,
+    log,
+    withLock<T>(name: string, fn: () => Promise<T>): Promise<T> {
+      const run = (queues.get(name) ?? Promise.resolve()).catch(() => undefined).then(fn)
+      queues.set(
+        name,
+        run.catch(() => undefined),
+      )
+      return run
+    },
+    async journal(entry: JournalEntry): Promise<void> {
+      await fs.appendFile(path.join(stateDir, 'journal.jsonl'), JSON.stringify({...entry, at: new Date().toISOString()}) + '\n', {mode: 0o600})
+    },
+  }
+}
+
+/** Starts the emulator and resolves once it has stopped and removed its hosts. */
+export async function serveEc2Emulator(s: Ec2ServeSettings, io: {out: (line: string) => void; err: (line: string) => void}, signal?: AbortSignal): Promise<void> {
+  let rateLimit: number
+  try {
+    rateLimit = parseRate(s.rateLimit)
+  } catch {
+    throw usageError(`--rate-limit must be N or N/s, got '${s.rateLimit}'`, 'E_EMULATOR_FLAG', 'e.g. 20/s; 0 for no limit')
+  }
+  const faultThrottle = fraction('fault-throttle', s.faultThrottle)
+  const faultCapacity = fraction('fault-capacity', s.faultCapacity)
+  const {driver, options, vpcCidr} = await loadBacking(s)
+  const ctx = await backingContext(path.join(s.storeDir, 'drivers', 'emulator-amazonec2'), (m) => io.err(`backing: ${m}`))
+  await driver.preflight(options, ctx)
+
+  const emu = await Ec2Emulator.start({
+    port: s.port,
+    backing: driver,
+    backingOptions: options,
+    backingContext: ctx,
+    bootDelayMs: s.bootDelayMs,
+    rateLimit,
+    faultThrottle,
+    faultCapacity,
+    seed: s.seed,
+    vpcCidr,
+    imageLoginUser: 'root',
+    log: (line) => io.err(line),
+  })
+  io.err(usageBanner(emu.endpoint, s.backing === 'local' ? `local (${s.localSubnet})` : 'simulated', 'root'))
+  io.err(`rate limit: ${rateLimit ? `${rateLimit}/s` : 'none'}; faults: throttle ${faultThrottle}, capacity ${faultCapacity}`)
+  io.out(`AMAZONEC2_ENDPOINT=${emu.endpoint}`)
+
+  await new Promise<void>((resolve) => {
+    const stop = () => {
+      process.off('SIGINT', stop)
+      process.off('SIGTERM', stop)
+      signal?.removeEventListener('abort', stop)
+      resolve()
+    }
+    process.once('SIGINT', stop)
+    process.once('SIGTERM', stop)
+    signal?.addEventListener('abort', stop, {once: true})
+    if (signal?.aborted) stop()
+  })
+  io.err(`stopping: removing ${emu.cloud.liveInstances()} instance host(s)`)
+  await emu.close()
+  const total = Object.values(emu.stats.requests).reduce((a, b) => a + b, 0)
+  io.err(`stopped after ${total} requests (${emu.stats.rateLimited} rate-limited, ${emu.stats.throttleFaults} throttle faults)`)
+}

@@ -1,0 +1,648 @@
+import {randomUUID} from 'node:crypto'
+import {
+  CreateTagsCommand,
+  DescribeInstancesCommand,
+  DescribeRegionsCommand,
+  RebootInstancesCommand,
+  RunInstancesCommand,
+  StartInstancesCommand,
+  StopInstancesCommand,
+  TerminateInstancesCommand,
+  type EC2ClientConfig,
+  type Instance,
+  type RunInstancesCommandInput,
+  type Subnet,
+} from '@aws-sdk/client-ec2'
+import pLimit from 'p-limit'
+import {ExitCode, UserError} from '../../src/errors.js'
+import type {ClusterSpec, Driver, DriverContext, DriverOptions, HostSpec, Machine, MachineState} from '../driver.js'
+import {Ec2Calls, backoff, defaultTiming, sleep, waitForPort, type Ec2Timing} from './calls.js'
+import {Ec2ApiStats, awsErrorCode, clientConfig, isThrottling, sdkClient, type Ec2ClientFactory} from './client.js'
+import {CLUSTER_TAG, deleteClusterGroups, deleteClusterKeyPairs, ensureKeyPair, ensureSecurityGroup} from './cluster.js'
+import {resolveImage, resolveNetwork, type Ec2Image, type Ec2Network} from './network.js'
+import {amazonec2Description, amazonec2Options} from './options.js'
+import {parseSettings, type Ec2Settings} from './settings.js'
+import {InstanceWatcher, type Decide} from './watcher.js'
+
+export {Ec2ApiStats} from './client.js'
+export type {Ec2Timing} from './calls.js'
+
+/** What a test or a benchmark may replace. Production code passes nothing. */
+export interface AmazonEc2Deps {
+  /** Merged into every client's config, e.g. static fake credentials for the emulator tests. */
+  readonly clientConfig?: Partial<EC2ClientConfig>
+  /** Replaces the SDK client (unit tests pass fakes that fail on unexpected calls). */
+  readonly makeClient?: Ec2ClientFactory
+  readonly timing?: Partial<Ec2Timing>
+  /** Supplies AWS_REGION when --amazonec2-region is not given. */
+  readonly env?: NodeJS.ProcessEnv
+}
+
+/** The instance-level tag of the host name. */
+const NAME_TAG = 'Name'
+const SSH_PORT = 22
+
+/** Everything a launch needs, resolved once per cluster and settings (and cached by the driver object). */
+interface LaunchPlan {
+  readonly network: Ec2Network
+  readonly image: Ec2Image
+  readonly groupId: string
+  readonly keyName: string
+}
+
+const STATE: Record<string, MachineState> = {
+  pending: 'starting',
+  running: 'running',
+  stopping: 'stopping',
+  stopped: 'stopped',
+  'shutting-down': 'stopping',
+  terminated: 'missing',
+}
+
+/** EC2 instance state name -> Belt's. */
+export const machineState = (ec2State: string | undefined): MachineState => (ec2State ? (STATE[ec2State] ?? 'error') : 'missing')
+
+const NOT_FOUND = new Set(['InvalidInstanceID.NotFound', 'InvalidInstanceID.Malformed'])
+
+/** Errors that say the whole account or request is wrong rather than one host: reported as UserErrors. */
+const QUOTA = new Set(['InstanceLimitExceeded', 'VcpuLimitExceeded', 'MaxSpotInstanceCountExceeded', 'InsufficientFreeAddressesInSubnet'])
+
+/** A launch failure, as the operator should read it. */
+function launchError(e: unknown, s: Ec2Settings): Error {
+  const code = awsErrorCode(e)
+  const msg = e instanceof Error ? e.message : String(e)
+  if (code && QUOTA.has(code))
+    return new UserError(`EC2 refused to launch more instances in ${s.region}: ${code}: ${msg}`, {
+      code: 'E_AWS_QUOTA',
+      exit: ExitCode.environment,
+      hint: 'request a higher quota (Service Quotas console) or create fewer hosts',
+      cause: e,
+    })
+  if (code === 'InsufficientInstanceCapacity')
+    return new UserError(`EC2 has no ${s.instanceType} capacity left in the subnets tried: ${msg}`, {
+      code: 'E_AWS_CAPACITY',
+      exit: ExitCode.environment,
+      hint: 'retry later, or choose another --amazonec2-instance-type or --amazonec2-subnet-id',
+      cause: e,
+    })
+  if (code === 'UnauthorizedOperation' || code === 'AuthFailure') return authError(e, s)
+  return code ? new Error(`RunInstances failed: ${code}: ${msg}`, {cause: e}) : e instanceof Error ? e : new Error(msg)
+}
+
+function authError(e: unknown, s: Ec2Settings): UserError {
+  const code = awsErrorCode(e)
+  const msg = e instanceof Error ? e.message : String(e)
+  if (code === 'UnauthorizedOperation')
+    return new UserError(`the AWS identity may not do this in ${s.region}: ${msg.split('Encoded authorization failure message')[0]!.trim()}`, {
+      code: 'E_AWS_PERMISSION',
+      exit: ExitCode.environment,
+      hint: 'grant it the EC2 actions Belt uses (ec2:RunInstances, ec2:Describe*, ec2:CreateTags, key pair and security group actions)',
+      cause: e,
+    })
+  return new UserError(`AWS rejected the credentials for ${s.region}: ${code ?? 'error'}: ${msg}`, {
+    code: 'E_AWS_AUTH',
+    exit: ExitCode.environment,
+    hint: 'check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or the profile (--amazonec2-profile, AWS_PROFILE; aws sso login), and that the region is enabled',
+    cause: e,
+  })
+}
+
+/** Turns failures of the very first call into something the operator can act on. */
+function connectionError(e: unknown, s: Ec2Settings): unknown {
+  const name = (e as {name?: string} | undefined)?.name
+  const code = awsErrorCode(e)
+  if (name === 'CredentialsProviderError' || /Could not load credentials/i.test(String((e as Error)?.message)))
+    return new UserError('no AWS credentials found', {
+      code: 'E_AWS_CREDENTIALS',
+      exit: ExitCode.environment,
+      hint: 'set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or a profile (--amazonec2-profile / AWS_PROFILE; aws sso login for SSO)',
+      cause: e,
+    })
+  if (code && ['AuthFailure', 'UnauthorizedOperation', 'InvalidClientTokenId', 'SignatureDoesNotMatch', 'UnrecognizedClientException', 'OptInRequired'].includes(code))
+    return authError(e, s)
+  const sys = (e as {code?: string} | undefined)?.code
+  if (sys && ['ENOTFOUND', 'ECONNREFUSED', 'ETIMEDOUT', 'EHOSTUNREACH', 'ECONNRESET', 'EAI_AGAIN'].includes(sys))
+    return new UserError(`cannot reach the EC2 API ${s.endpoint ?? `of ${s.region}`} (${sys})`, {
+      code: 'E_AWS_UNREACHABLE',
+      exit: ExitCode.environment,
+      hint: s.endpoint ? 'is the emulator running (belt emulator ec2)? check --amazonec2-endpoint' : 'check --amazonec2-region and the network',
+      cause: e,
+    })
+  return e
+}
+
+/** Splits `xs` into slices of at most `n`. */
+const chunks = <T>(xs: readonly T[], n: number): T[][] => Array.from({length: Math.ceil(xs.length / n)}, (_, i) => xs.slice(i * n, i * n + n))
+
+/**
+ * The amazonec2 driver. One object may serve many calls at once: it keeps one SDK client (and so one
+ * adaptive rate limiter) per region/endpoint/profile, one shared DescribeInstances poller per client,
+ * and the cluster's launch plan once set up. None of that is needed to manage a host later: a fresh
+ * object manages any Machine from its data and the options.
+ */
+export class AmazonEc2Driver implements Driver {
+  readonly name = 'amazonec2'
+  readonly description = amazonec2Description
+  readonly options = amazonec2Options
+  /** API calls by kind and retries, for every client of this object. */
+  readonly stats = new Ec2ApiStats()
+  private readonly timing: Ec2Timing
+  private readonly clients = new Map<string, {calls: Ec2Calls; watcher: InstanceWatcher}>()
+  private readonly plans = new Map<string, Promise<LaunchPlan>>()
+  /** CreateTags calls for batch names at once, over every batch of this object. */
+  private readonly tagLimit = pLimit(8)
+
+  constructor(private readonly deps: AmazonEc2Deps = {}) {
+    this.timing = {...defaultTiming, ...deps.timing}
+  }
+
+  private settings(options: DriverOptions, machine?: Machine): Ec2Settings {
+    const region = typeof machine?.data.region === 'string' ? machine.data.region : options.region
+    return parseSettings({...options, region}, this.deps.env ?? process.env)
+  }
+
+  private client(s: Ec2Settings): {calls: Ec2Calls; watcher: InstanceWatcher} {
+    const key = `${s.region}|${s.endpoint ?? ''}|${s.profile ?? ''}`
+    let c = this.clients.get(key)
+    if (!c) {
+      const config = clientConfig(s, this.deps.clientConfig)
+      const api = this.deps.makeClient ? this.deps.makeClient(config) : sdkClient(config, this.stats)
+      const calls = new Ec2Calls(api, this.stats, this.timing)
+      c = {calls, watcher: new InstanceWatcher(calls)}
+      this.clients.set(key, c)
+    }
+    return c
+  }
+
+  /**
+   * Credentials and region (DescribeRegions), network (DescribeVpcs/DescribeSubnets), image
+   * (DescribeImages), then a RunInstances dry run that checks permissions, instance type and image
+   * together. Creates nothing.
+   */
+  async preflight(options: DriverOptions, ctx: DriverContext): Promise<void> {
+    const s = this.settings(options)
+    const {calls} = this.client(s)
+    let regions
+    try {
+      regions = await calls.call((api) => api.send(new DescribeRegionsCommand({})), ctx.signal)
+    } catch (e) {
+      throw connectionError(e, s)
+    }
+    const known = (regions.Regions ?? []).map((r) => r.RegionName)
+    if (!known.includes(s.region))
+      throw new UserError(`region ${s.region} is not enabled for this account (enabled: ${known.join(', ')})`, {
+        code: 'E_AWS_REGION',
+        exit: ExitCode.usage,
+        hint: 'choose one with --amazonec2-region, or enable the region in the AWS console',
+      })
+    const network = await resolveNetwork(calls, s, ctx.signal)
+    const image = await resolveImage(calls, s, ctx.signal)
+    if (image.sshUserTag && image.sshUserTag !== s.sshUser)
+      ctx.log(`warning: image ${image.imageId} says its login user is ${image.sshUserTag}, not ${s.sshUser}: pass --amazonec2-ssh-user ${image.sshUserTag}`)
+    await this.dryRun(calls, s, network, image, ctx)
+  }
+
+  private async dryRun(calls: Ec2Calls, s: Ec2Settings, network: Ec2Network, image: Ec2Image, ctx: DriverContext): Promise<void> {
+    let last: unknown
+    for (const subnet of network.subnets) {
+      try {
+        await calls.call(
+          (api) => api.send(new RunInstancesCommand({DryRun: true, ImageId: image.imageId, InstanceType: s.instanceType as never, MinCount: 1, MaxCount: 1, SubnetId: subnet.SubnetId})),
+          ctx.signal,
+        )
+        return // an endpoint that ignores DryRun would have launched: EC2 and the emulator both answer DryRunOperation
+      } catch (e) {
+        const code = awsErrorCode(e)
+        if (code === 'DryRunOperation') return
+        if (code === 'UnauthorizedOperation' || code === 'AuthFailure') throw authError(e, s)
+        // The type may not be offered in every zone: another subnet may do.
+        if (code === 'Unsupported' || code === 'InsufficientInstanceCapacity') {
+          last = e
+          continue
+        }
+        throw new UserError(`EC2 would refuse these hosts: ${code ?? 'error'}: ${(e as Error).message}`, {
+          code: 'E_AWS_INVALID',
+          exit: ExitCode.usage,
+          hint: 'check --amazonec2-instance-type, --amazonec2-ami and --amazonec2-subnet-id',
+          cause: e,
+        })
+      }
+    }
+    throw new UserError(`${s.instanceType} cannot be launched in any subnet of ${network.vpcId}: ${(last as Error)?.message}`, {
+      code: 'E_AWS_INVALID',
+      exit: ExitCode.usage,
+      hint: 'choose another --amazonec2-instance-type or --amazonec2-subnet-id',
+      cause: last,
+    })
+  }
+
+  /** Network, image, key pair and security group for a cluster: once per process, under the cluster lock. */
+  private plan(s: Ec2Settings, cluster: ClusterSpec, ctx: DriverContext): Promise<LaunchPlan> {
+    const key = JSON.stringify([s.region, s.endpoint, s.profile, s.vpcId, s.subnetId, s.ami, s.architecture, s.adminCidrs, cluster.name, cluster.sshPublicKey])
+    let p = this.plans.get(key)
+    if (!p) {
+      const {calls} = this.client(s)
+      p = (async () => {
+        const network = await resolveNetwork(calls, s, ctx.signal)
+        const image = await resolveImage(calls, s, ctx.signal)
+        // One process per cluster and region sets up the shared resources; the others find them.
+        return ctx.withLock(`cluster-${cluster.name}-${s.region}`, async () => {
+          const {keyName} = await ensureKeyPair(calls, cluster, ctx)
+          const groupId = await ensureSecurityGroup(calls, cluster.name, network.vpcId, s.adminCidrs, ctx)
+          return {network, image, groupId, keyName}
+        })
+      })()
+      this.plans.set(key, p)
+      p.catch(() => this.plans.delete(key))
+    }
+    return p
+  }
+
+  private forgetPlans(cluster: string): void {
+    for (const k of this.plans.keys()) if ((JSON.parse(k) as unknown[])[8] === cluster) this.plans.delete(k)
+  }
+
+  /** Creates one host: {@link createMany} with one spec. */
+  async create(spec: HostSpec, ctx: DriverContext): Promise<Machine> {
+    const [result] = await this.createMany([spec], ctx)
+    if (result instanceof Error || result === undefined) throw result ?? new Error('no result')
+    return result
+  }
+
+  /**
+   * Creates hosts of one cluster with as few RunInstances calls as EC2 allows (MinCount 1, MaxCount
+   * up to `maxBatch`; the rest launched again when EC2 returns fewer), each with a ClientToken so a
+   * retried call never launches twice. Every instance id is journalled as soon as RunInstances
+   * returns it. Failed hosts are terminated and reported as Errors in their place; the others are
+   * returned once EC2 says running and TCP port 22 accepts.
+   */
+  async createMany(specs: readonly HostSpec[], ctx: DriverContext): Promise<Array<Machine | Error>> {
+    if (specs.length === 0) return []
+    const first = specs[0]!
+    if (specs.some((x) => x.cluster.name !== first.cluster.name || x.cluster.sshPublicKey !== first.cluster.sshPublicKey || JSON.stringify(x.options) !== JSON.stringify(first.options)))
+      throw new Error('createMany: every spec of one call must share the cluster and the options')
+    const s = this.settings(first.options)
+    const {calls} = this.client(s)
+    let plan: LaunchPlan
+    try {
+      plan = await this.plan(s, first.cluster, ctx)
+    } catch (e) {
+      throw connectionError(e, s)
+    }
+    // The cluster's shared resources may vanish after they were set up (another process removed the
+    // cluster): RunInstances then says NotFound and the launch sets them up again, once.
+    let replanned = false
+    const replan = async (): Promise<LaunchPlan | undefined> => {
+      if (replanned) return undefined
+      replanned = true
+      this.forgetPlans(first.cluster.name)
+      plan = await this.plan(s, first.cluster, ctx)
+      return plan
+    }
+    const launched = new Map<HostSpec, Instance | Error>()
+    // Name tags go on in the background: the next RunInstances and the waits need not wait for them.
+    const naming: Promise<void>[] = []
+    for (const chunk of chunks(specs, this.timing.maxBatch))
+      for (const [spec, r] of await this.launch(calls, s, () => plan, replan, first.cluster, chunk, ctx, naming)) launched.set(spec, r)
+    const probe = pLimit(this.timing.portProbeConcurrency)
+    const results = await Promise.all(
+      specs.map(async (spec): Promise<Machine | Error> => {
+        const r = launched.get(spec)
+        if (!r) return new Error(`${spec.name}: not launched`)
+        if (r instanceof Error) return r
+        const id = r.InstanceId!
+        try {
+          const running = await this.waitRunning(s, id, ctx)
+          const machine = this.toMachine(running, s, plan)
+          if (!(await probe(() => waitForPort(machine.address, SSH_PORT, this.timing.sshTimeoutMs, {signal: ctx.signal}))))
+            throw new UserError(`${spec.name} (${id}) is running but port 22 at ${machine.address} did not accept within ${Math.round(this.timing.sshTimeoutMs / 1000)} s`, {
+              code: 'E_AWS_SSH_TIMEOUT',
+              exit: ExitCode.environment,
+              hint: "check --amazonec2-admin-cidr includes this machine's address and that the subnet routes to an internet gateway",
+            })
+          return machine
+        } catch (e) {
+          // Leave nothing billable: terminate what will not become a host, and say so in the journal.
+          await this.terminate(calls, id, ctx)
+            .then(() => ctx.journal({kind: 'instance', id, host: spec.name, action: 'deleted'}))
+            .catch((e2: unknown) => ctx.log(`${spec.name}: could not terminate ${id} after a failed create (${(e2 as Error).message}); it stays in the journal`))
+          return e instanceof Error ? e : new Error(String(e))
+        }
+      }),
+    )
+    await Promise.all(naming)
+    return results
+  }
+
+  /** RunInstances for `chunk`, over the candidate subnets, until every spec has an instance or an error. */
+  private async launch(
+    calls: Ec2Calls,
+    s: Ec2Settings,
+    currentPlan: () => LaunchPlan,
+    replan: () => Promise<LaunchPlan | undefined>,
+    cluster: ClusterSpec,
+    chunk: readonly HostSpec[],
+    ctx: DriverContext,
+    naming: Promise<void>[],
+  ): Promise<Map<HostSpec, Instance | Error>> {
+    const results = new Map<HostSpec, Instance | Error>()
+    let pending = [...chunk]
+    let subnetIndex = 0
+    let capacityRound = 0
+    const fail = (e: unknown) => {
+      const err = launchError(e, s)
+      for (const spec of pending) results.set(spec, err)
+      return results
+    }
+    while (pending.length > 0) {
+      if (ctx.signal?.aborted) return fail(ctx.signal.reason ?? new Error('aborted'))
+      const plan = currentPlan()
+      const subnet = plan.network.subnets[Math.min(subnetIndex, plan.network.subnets.length - 1)]!
+      const token = randomUUID()
+      const input = this.runInput(s, plan, cluster, subnet, pending, token)
+      let instances: Instance[]
+      try {
+        const out = await calls.call((api) => api.send(new RunInstancesCommand(input)), ctx.signal)
+        instances = out.Instances ?? []
+      } catch (e) {
+        const code = awsErrorCode(e)
+        if (code === 'InvalidGroup.NotFound' || code === 'InvalidKeyPair.NotFound') {
+          const again = await replan().catch((e2: unknown) => e2)
+          if (again === undefined || again instanceof Error || !again) return fail(again instanceof Error ? again : e)
+          continue
+        }
+        // An ambiguous failure (network, 5xx, throttling to the end) may hide a launch: the token finds it.
+        const ambiguous = code !== 'InsufficientInstanceCapacity' && (code === undefined || isThrottling(e) || (e as {$fault?: string}).$fault === 'server')
+        const orphans = ambiguous ? await this.findByToken(calls, token, ctx).catch((): Instance[] => []) : []
+        if (orphans.length === 0) {
+          if ((code === 'InsufficientInstanceCapacity' || code === 'Unsupported') && subnetIndex + 1 < plan.network.subnets.length) {
+            ctx.log(`${code} in ${subnet.AvailabilityZone}; trying ${plan.network.subnets[subnetIndex + 1]!.AvailabilityZone}`)
+            subnetIndex++
+            continue
+          }
+          if (code === 'InsufficientInstanceCapacity' && capacityRound + 1 < this.timing.capacityRounds) {
+            capacityRound++
+            subnetIndex = 0
+            const waited = await sleep(backoff(capacityRound, this.timing.throttleBaseMs * 5, this.timing.throttleMaxMs * 3), ctx.signal).then(
+              () => true,
+              () => false,
+            )
+            if (!waited) return fail(ctx.signal?.reason ?? e)
+            continue
+          }
+          return fail(e)
+        }
+        instances = orphans
+      }
+      instances.sort((a, b) => (a.AmiLaunchIndex ?? 0) - (b.AmiLaunchIndex ?? 0))
+      const got = pending.slice(0, instances.length)
+      await Promise.all(got.map((spec, i) => ctx.journal({kind: 'instance', id: instances[i]!.InstanceId!, host: spec.name, action: 'created'})))
+      got.forEach((spec, i) => results.set(spec, instances[i]!))
+      if (got.length > 1) naming.push(this.nameInstances(calls, got, [...instances], ctx))
+      pending = pending.slice(instances.length)
+      if (pending.length > 0) ctx.log(`EC2 launched ${instances.length} of ${instances.length + pending.length}; launching the rest`)
+    }
+    return results
+  }
+
+  private runInput(s: Ec2Settings, plan: LaunchPlan, cluster: ClusterSpec, subnet: Subnet, pending: readonly HostSpec[], token: string): RunInstancesCommandInput {
+    const tags = [{Key: CLUSTER_TAG, Value: cluster.name}, ...(pending.length === 1 ? [{Key: NAME_TAG, Value: pending[0]!.name}] : [])]
+    return {
+      ImageId: plan.image.imageId,
+      InstanceType: s.instanceType as RunInstancesCommandInput['InstanceType'],
+      MinCount: 1,
+      MaxCount: pending.length,
+      ClientToken: token,
+      KeyName: plan.keyName,
+      NetworkInterfaces: [{DeviceIndex: 0, SubnetId: subnet.SubnetId, Groups: [plan.groupId], AssociatePublicIpAddress: true, DeleteOnTermination: true}],
+      TagSpecifications: [
+        {ResourceType: 'instance', Tags: tags},
+        {ResourceType: 'volume', Tags: [{Key: CLUSTER_TAG, Value: cluster.name}]},
+      ],
+      ...(s.rootSize && plan.image.rootDeviceName
+        ? {BlockDeviceMappings: [{DeviceName: plan.image.rootDeviceName, Ebs: {VolumeSize: s.rootSize, VolumeType: 'gp3', DeleteOnTermination: true}}]}
+        : {}),
+      ...(s.spot ? {InstanceMarketOptions: {MarketType: 'spot', SpotOptions: {SpotInstanceType: 'one-time', InstanceInterruptionBehavior: 'terminate'}}} : {}),
+      // IMDSv2 only: a token is required to read instance metadata from the host.
+      MetadataOptions: {HttpTokens: 'required', HttpEndpoint: 'enabled'},
+    }
+  }
+
+  /** Name tags of a batch (RunInstances tags every instance of a call alike). A failure is logged: the host works without it. */
+  private async nameInstances(calls: Ec2Calls, specs: readonly HostSpec[], instances: readonly Instance[], ctx: DriverContext): Promise<void> {
+    await Promise.all(
+      specs.map((spec, i) =>
+        this.tagLimit(() =>
+          calls
+            .call((api) => api.send(new CreateTagsCommand({Resources: [instances[i]!.InstanceId!], Tags: [{Key: NAME_TAG, Value: spec.name}]})), ctx.signal)
+            .catch((e: unknown) => ctx.log(`${spec.name}: could not tag ${instances[i]!.InstanceId} with its name: ${(e as Error).message}`)),
+        ),
+      ),
+    )
+  }
+
+  private async findByToken(calls: Ec2Calls, token: string, ctx: DriverContext): Promise<Instance[]> {
+    const out = await calls.call((api) => api.send(new DescribeInstancesCommand({Filters: [{Name: 'client-token', Values: [token]}]})), ctx.signal)
+    return (out.Reservations ?? []).flatMap((r) => r.Instances ?? []).filter((i) => i.State?.Name !== 'terminated')
+  }
+
+  private waitRunning(s: Ec2Settings, id: string, ctx: DriverContext): Promise<Instance> {
+    const {watcher} = this.client(s)
+    let missingSince: number | undefined
+    const decide: Decide<Instance> = (i) => {
+      if (!i) {
+        // Just launched instances can be invisible for a moment (eventual consistency); not for minutes.
+        missingSince ??= Date.now()
+        return Date.now() - missingSince > 120_000 ? new Error(`${id} is not listed by DescribeInstances`) : undefined
+      }
+      missingSince = undefined
+      const state = i.State?.Name
+      if (state === 'running') return i
+      if (state === 'pending') return undefined
+      const reason = i.StateReason?.Message ?? i.StateTransitionReason ?? ''
+      return new Error(`${id} went ${state} while starting${reason ? `: ${reason}` : ''}`)
+    }
+    return watcher.wait(id, decide, this.timing.runningTimeoutMs, 'running', ctx.signal)
+  }
+
+  private toMachine(i: Instance, s: Ec2Settings, plan?: LaunchPlan): Machine {
+    const address = i.PublicIpAddress ?? i.PrivateIpAddress
+    if (!address) throw new Error(`${i.InstanceId} is running but has no IP address`)
+    return {
+      id: i.InstanceId!,
+      address,
+      ...(i.PrivateIpAddress ? {privateAddress: i.PrivateIpAddress} : {}),
+      ssh: {user: s.sshUser, port: SSH_PORT},
+      data: {
+        instanceId: i.InstanceId,
+        region: s.region,
+        instanceType: i.InstanceType ?? s.instanceType,
+        ami: i.ImageId ?? plan?.image.imageId,
+        az: i.Placement?.AvailabilityZone,
+        subnetId: i.SubnetId,
+        vpcId: i.VpcId,
+        ...(plan ? {securityGroupId: plan.groupId, keyName: plan.keyName} : {}),
+        ...(i.InstanceLifecycle === 'spot' ? {spot: true} : {}),
+      },
+    }
+  }
+
+  private async describeOne(calls: Ec2Calls, id: string, ctx: DriverContext): Promise<Instance | undefined> {
+    try {
+      const out = await calls.call((api) => api.send(new DescribeInstancesCommand({InstanceIds: [id]})), ctx.signal)
+      return out.Reservations?.flatMap((r) => r.Instances ?? []).find((i) => i.InstanceId === id)
+    } catch (e) {
+      if (NOT_FOUND.has(awsErrorCode(e) ?? '')) return undefined
+      throw e
+    }
+  }
+
+  async state(machine: Machine, options: DriverOptions, ctx: DriverContext): Promise<MachineState> {
+    const s = this.settings(options, machine)
+    const i = await this.describeOne(this.client(s).calls, machine.id, ctx)
+    return machineState(i?.State?.Name)
+  }
+
+  /** TerminateInstances; NotFound is success. */
+  private async terminate(calls: Ec2Calls, id: string, ctx: DriverContext): Promise<boolean> {
+    try {
+      await calls.call((api) => api.send(new TerminateInstancesCommand({InstanceIds: [id]})), ctx.signal)
+      return true
+    } catch (e) {
+      if (NOT_FOUND.has(awsErrorCode(e) ?? '')) return false
+      throw e
+    }
+  }
+
+  /** Terminates the instance and waits (bounded) until EC2 says terminated, so `state` is 'missing' after. */
+  async remove(machine: Machine, options: DriverOptions, ctx: DriverContext): Promise<void> {
+    const s = this.settings(options, machine)
+    const {calls, watcher} = this.client(s)
+    if (!(await this.terminate(calls, machine.id, ctx))) return
+    await watcher.wait(machine.id, (i) => (!i || i.State?.Name === 'terminated' ? true : undefined), this.timing.terminateTimeoutMs, 'terminated', ctx.signal)
+    await ctx.journal({kind: 'instance', id: machine.id, action: 'deleted'})
+  }
+
+  private async waitState(s: Ec2Settings, id: string, want: 'stopped', timeoutMs: number, ctx: DriverContext): Promise<Instance> {
+    return this.client(s).watcher.wait(
+      id,
+      (i) => {
+        const state = i?.State?.Name
+        if (!i || state === 'terminated' || state === 'shutting-down') return new Error(`${id} is ${state ?? 'gone'}`)
+        return state === want ? i : undefined
+      },
+      timeoutMs,
+      want,
+      ctx.signal,
+    )
+  }
+
+  private async powerCall(s: Ec2Settings, id: string, fn: () => Promise<unknown>): Promise<void> {
+    try {
+      await fn()
+    } catch (e) {
+      const code = awsErrorCode(e)
+      if (NOT_FOUND.has(code ?? '')) throw new UserError(`instance ${id} no longer exists in ${s.region}`, {code: 'E_AWS_GONE', exit: ExitCode.notFound, hint: 'remove the record with belt rm', cause: e})
+      if (code === 'UnsupportedOperation' || code === 'IncorrectInstanceState' || code === 'IncorrectSpotRequestState')
+        throw new UserError(`EC2 refused: ${(e as Error).message}`, {code: 'E_AWS_STATE', exit: ExitCode.usage, cause: e})
+      throw e
+    }
+  }
+
+  /** StartInstances; resolves when running and port 22 accepts. The public address may change (EC2 releases it on stop). */
+  async start(machine: Machine, options: DriverOptions, ctx: DriverContext): Promise<Machine> {
+    const s = this.settings(options, machine)
+    const {calls} = this.client(s)
+    const current = await this.describeOne(calls, machine.id, ctx)
+    if (current?.State?.Name === 'stopping') await this.waitState(s, machine.id, 'stopped', this.timing.stopTimeoutMs, ctx)
+    await this.powerCall(s, machine.id, () => calls.call((api) => api.send(new StartInstancesCommand({InstanceIds: [machine.id]})), ctx.signal))
+    const running = await this.waitRunning(s, machine.id, ctx)
+    const fresh = this.toMachine(running, s)
+    const started: Machine = {...machine, address: fresh.address, ...(fresh.privateAddress ? {privateAddress: fresh.privateAddress} : {})}
+    if (!(await waitForPort(started.address, SSH_PORT, this.timing.sshTimeoutMs, {signal: ctx.signal})))
+      throw new Error(`${machine.id} is running but port 22 at ${started.address} did not accept within ${Math.round(this.timing.sshTimeoutMs / 1000)} s`)
+    return started
+  }
+
+  /** StopInstances; resolves when stopped. One-time Spot instances cannot be stopped (EC2 says so). */
+  async stop(machine: Machine, options: DriverOptions, ctx: DriverContext): Promise<void> {
+    await this.stopWith(machine, options, ctx, false)
+  }
+
+  /** StopInstances with Force (no clean OS shutdown); resolves when stopped. */
+  async kill(machine: Machine, options: DriverOptions, ctx: DriverContext): Promise<void> {
+    await this.stopWith(machine, options, ctx, true)
+  }
+
+  private async stopWith(machine: Machine, options: DriverOptions, ctx: DriverContext, force: boolean): Promise<void> {
+    const s = this.settings(options, machine)
+    const {calls} = this.client(s)
+    await this.powerCall(s, machine.id, () => calls.call((api) => api.send(new StopInstancesCommand({InstanceIds: [machine.id], Force: force})), ctx.signal))
+    await this.waitState(s, machine.id, 'stopped', this.timing.stopTimeoutMs, ctx)
+  }
+
+  /** RebootInstances; resolves when port 22 accepts again (after going down, or after a grace period). */
+  async restart(machine: Machine, options: DriverOptions, ctx: DriverContext): Promise<Machine> {
+    const s = this.settings(options, machine)
+    const {calls} = this.client(s)
+    await this.powerCall(s, machine.id, () => calls.call((api) => api.send(new RebootInstancesCommand({InstanceIds: [machine.id]})), ctx.signal))
+    await waitForPort(machine.address, SSH_PORT, this.timing.rebootDownGraceMs, {signal: ctx.signal, closed: true})
+    if (!(await waitForPort(machine.address, SSH_PORT, this.timing.sshTimeoutMs, {signal: ctx.signal})))
+      throw new Error(`${machine.id} did not accept SSH at ${machine.address} within ${Math.round(this.timing.sshTimeoutMs / 1000)} s of the reboot`)
+    return machine
+  }
+
+  /**
+   * When no instance tagged with the cluster is left but terminated or terminating ones, deletes the
+   * cluster's security groups (waiting out DependencyViolation while instances terminate, bounded)
+   * and key pairs, all found by tag. With instances left, keeps everything and says so. Idempotent.
+   */
+  async removeCluster(cluster: string, options: DriverOptions, ctx: DriverContext): Promise<void> {
+    const s = this.settings(options)
+    const {calls} = this.client(s)
+    const live: string[] = []
+    let token: string | undefined
+    do {
+      const out = await calls.call(
+        (api) =>
+          api.send(
+            new DescribeInstancesCommand({
+              Filters: [
+                {Name: `tag:${CLUSTER_TAG}`, Values: [cluster]},
+                {Name: 'instance-state-name', Values: ['pending', 'running', 'stopping', 'stopped']},
+              ],
+              MaxResults: 1000,
+              NextToken: token,
+            }),
+          ),
+        ctx.signal,
+      )
+      for (const r of out.Reservations ?? []) for (const i of r.Instances ?? []) live.push(i.InstanceId!)
+      token = out.NextToken || undefined
+    } while (token)
+    if (live.length > 0) {
+      ctx.log(`keeping the key pair and security group of cluster ${cluster} in ${s.region}: ${live.length} instance(s) still carry its tag (${live.slice(0, 5).join(', ')}${live.length > 5 ? ', ...' : ''})`)
+      return
+    }
+    this.forgetPlans(cluster)
+    const groups = await deleteClusterGroups(calls, cluster, ctx)
+    const keys = await deleteClusterKeyPairs(calls, cluster, ctx)
+    if (groups.length + keys.length > 0) ctx.log(`removed ${[...groups.map((g) => `security group ${g}`), ...keys.map((k) => `key pair ${k}`)].join(', ')}`)
+  }
+}
+
+/** A new driver object (tests and benchmarks pass deps). */
+export function createAmazonEc2Driver(deps: AmazonEc2Deps = {}): AmazonEc2Driver {
+  return new AmazonEc2Driver(deps)
+}
+
+let shared: AmazonEc2Driver | undefined
+
+/**
+ * The process-wide driver object the registry hands out, so that every host of a command shares one
+ * SDK client per region (one adaptive rate limiter, one DescribeInstances poller) and one setup.
+ */
+export function defaultAmazonEc2Driver(): AmazonEc2Driver {
+  shared ??= new AmazonEc2Driver()
+  return shared
+}

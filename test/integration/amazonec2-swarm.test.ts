@@ -1,0 +1,97 @@
+import {spawn, type ChildProcess, execFile} from 'node:child_process'
+import {mkdtemp, rm} from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
+import {promisify} from 'node:util'
+import {DescribeInstancesCommand, DescribeKeyPairsCommand, DescribeSecurityGroupsCommand, EC2Client} from '@aws-sdk/client-ec2'
+import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+import {belt, beltBin} from '../helpers/cli.js'
+import {systemSnapshot, type SystemSnapshot} from '../helpers/system.js'
+
+// The README's EC2 rehearsal, end to end: `belt emulator ec2` (instances backed by real local
+// hosts), then belt create --driver amazonec2 --count 5 --swarm against it. Fake credentials and
+// the emulator's endpoint only: nothing here can reach AWS.
+const run = promisify(execFile)
+const AWS_ENV = {
+  AWS_ACCESS_KEY_ID: 'AKIDBELTTEST',
+  AWS_SECRET_ACCESS_KEY: 'belt-test-secret',
+  AWS_REGION: 'us-east-1',
+  AWS_EC2_METADATA_DISABLED: 'true',
+  AWS_CONFIG_FILE: '/dev/null',
+  AWS_SHARED_CREDENTIALS_FILE: '/dev/null',
+}
+let tmp: string
+let store: string
+let emulator: ChildProcess
+let endpoint: string
+let before: SystemSnapshot
+
+beforeAll(async () => {
+  before = await systemSnapshot()
+  tmp = await mkdtemp(path.join(os.tmpdir(), 'belt-ec2-swarm-'))
+  store = path.join(tmp, 'store')
+  const env: NodeJS.ProcessEnv = {...process.env, BELT_STORE: path.join(tmp, 'emulator-store'), CI: 'true'}
+  delete env.NODE_ENV
+  emulator = spawn(process.execPath, [beltBin, 'emulator', 'ec2', '--port', '0', '--local-subnet', '10.228.0.0/16', '--boot-delay', '200'], {env, stdio: ['ignore', 'pipe', 'pipe']})
+  endpoint = await new Promise<string>((resolve, reject) => {
+    let out = ''
+    let err = ''
+    emulator.stdout!.on('data', (d) => {
+      out += d
+      const m = /AMAZONEC2_ENDPOINT=(http:\/\/127\.0\.0\.1:\d+)/.exec(out)
+      if (m) resolve(m[1]!)
+    })
+    emulator.stderr!.on('data', (d) => (err += d))
+    emulator.on('exit', (code) => reject(new Error(`the emulator exited ${code}: ${err}`)))
+  })
+})
+
+afterAll(async () => {
+  await belt(['rm', '-y', '--force', 'node*'], {store, env: AWS_ENV}).catch(() => undefined)
+  if (emulator.exitCode === null) {
+    const exited = new Promise((r) => emulator.once('exit', r))
+    emulator.kill('SIGTERM')
+    await exited
+  }
+  await rm(tmp, {recursive: true, force: true})
+})
+
+const ec2 = () => new EC2Client({endpoint, region: 'us-east-1', credentials: {accessKeyId: AWS_ENV.AWS_ACCESS_KEY_ID, secretAccessKey: AWS_ENV.AWS_SECRET_ACCESS_KEY}})
+const createArgs = () => ['--driver', 'amazonec2', '--amazonec2-endpoint', endpoint, '--amazonec2-ssh-user', 'root']
+
+describe('amazonec2 through the EC2 emulator, with real hosts behind it', () => {
+  it('belt create --count 5 --swarm ends with a 5-node swarm the docker CLI reports Ready', async () => {
+    const r = await belt(['create', ...createArgs(), '--count', '5', '--swarm'], {store, env: AWS_ENV})
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.stderr).toMatch(/5 of 5 hosts in it/)
+    expect(r.stderr + r.stdout).not.toContain(AWS_ENV.AWS_SECRET_ACCESS_KEY)
+    const st = await belt(['swarm', 'status', '--json'], {store})
+    const manager = (JSON.parse(st.stdout) as {nodes: {host: string; role: string}[]}).nodes.find((n) => n.role === 'manager')!.host
+    const e = await belt(['env', '--shell', 'bash', manager], {store})
+    const env = Object.fromEntries([...e.stdout.matchAll(/^export (\w+)="(.*)"$/gm)].map((m) => [m[1]!, m[2]!]))
+    const ls = await run('docker', ['node', 'ls', '--format', '{{.Hostname}} {{.Status}}'], {env: {PATH: process.env.PATH, DOCKER_CONFIG: path.join(tmp, 'docker'), ...env}})
+    const lines = ls.stdout.trim().split('\n').sort()
+    expect(lines).toEqual(['node1 Ready', 'node2 Ready', 'node3 Ready', 'node4 Ready', 'node5 Ready'])
+  })
+
+  it('belt rm -y leaves no instance, security group or key pair of the cluster in the emulator', async () => {
+    const r = await belt(['rm', '-y', 'node*'], {store, env: AWS_ENV})
+    expect(r.code, r.stderr).toBe(0)
+    const client = ec2()
+    const inst = await client.send(new DescribeInstancesCommand({Filters: [{Name: 'tag-key', Values: ['belt:cluster']}]}))
+    const live = (inst.Reservations ?? []).flatMap((x) => x.Instances ?? []).filter((i) => i.State?.Name !== 'terminated')
+    expect(live).toEqual([])
+    const groups = await client.send(new DescribeSecurityGroupsCommand({}))
+    expect((groups.SecurityGroups ?? []).filter((g) => g.GroupName !== 'default').map((g) => g.GroupName)).toEqual([])
+    const keys = await client.send(new DescribeKeyPairsCommand({}))
+    expect(keys.KeyPairs ?? []).toEqual([])
+    client.destroy()
+  })
+
+  it('the emulator stops on SIGTERM and the machine is left as it was', async () => {
+    const exited = new Promise<number | null>((r) => emulator.once('exit', r))
+    emulator.kill('SIGTERM')
+    expect(await exited).toBe(0)
+    expect(await systemSnapshot()).toEqual(before)
+  })
+})
