@@ -20,11 +20,15 @@ const initAlone = Number(process.argv[3] ?? 100)
 const joinConcurrency = process.argv[4] ?? '16'
 const root = path.resolve(import.meta.dirname, '../..')
 const subnet = ['--local-subnet', '10.225.0.0/16']
+/** Extra flags for the swarm steps, e.g. BELT_BENCH_FLAGS=--no-ingress. */
+const extra = (process.env.BELT_BENCH_FLAGS ?? '').split(' ').filter(Boolean)
 
 interface Timed {
   ms: number
   code: number | null
   peakRssKiB: number
+  /** CPU seconds the belt process used (user + system). */
+  cpuS: number
   stderr: string
 }
 
@@ -35,11 +39,14 @@ function belt(store: string, args: string[]): Promise<Timed> {
     const child = spawn(process.execPath, [path.join(root, 'bin/run.js'), ...args], {env: {...process.env, BELT_STORE: store, CI: 'true'}, stdio: ['ignore', 'ignore', 'pipe']})
     let stderr = ''
     let peak = 0
+    let cpu = 0
     child.stderr.on('data', (d) => (stderr += d))
     const sample = () => {
       try {
         const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'))
         if (m) peak = Math.max(peak, Number(m[1]))
+        const f = readFileSync(`/proc/${child.pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
+        cpu = (Number(f[11]) + Number(f[12])) / 100 // utime + stime, in clock ticks (100/s)
       } catch {
         /* exited */
       }
@@ -47,7 +54,7 @@ function belt(store: string, args: string[]): Promise<Timed> {
     const timer = setInterval(sample, 100)
     child.on('close', (code) => {
       clearInterval(timer)
-      resolve({ms: performance.now() - t0, code, peakRssKiB: peak, stderr})
+      resolve({ms: performance.now() - t0, code, peakRssKiB: peak, cpuS: cpu, stderr})
     })
   })
 }
@@ -79,14 +86,14 @@ async function teardown(store: string): Promise<void> {
   rmSync(store, {recursive: true, force: true})
 }
 
-console.log(`cores: ${os.cpus().length}, memory: ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, join concurrency: ${joinConcurrency}`)
+console.log(`cores: ${os.cpus().length}, memory: ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, join concurrency: ${joinConcurrency}${extra.length ? `, flags: ${extra.join(' ')}` : ''}`)
 for (const n of sizes) {
   const store = mkdtempSync(path.join(os.tmpdir(), 'belt-bench-swarm-'))
   try {
-    const r = await belt(store, ['create', '--driver', 'local', ...subnet, '--count', String(n), '--swarm', '--join-concurrency', joinConcurrency])
+    const r = await belt(store, ['create', '--driver', 'local', ...subnet, '--count', String(n), '--swarm', '--join-concurrency', joinConcurrency, ...extra])
     const run = await loadRun(new Store(store))
     const failed = run.hosts.filter((h) => !h.ok)
-    console.log(`\nbelt create --driver local --count ${n} --swarm: exit ${r.code}, wall ${s(r.ms)}, ${n - failed.length}/${n} joined, join timeouts ${run.hosts.filter((h) => h.joinTimedOut).length}, peak RSS of belt ${(r.peakRssKiB / 1024).toFixed(0)} MiB`)
+    console.log(`\nbelt create --driver local --count ${n} --swarm: exit ${r.code}, wall ${s(r.ms)}, ${n - failed.length}/${n} joined, join timeouts ${run.hosts.filter((h) => h.joinTimedOut).length}, peak RSS of belt ${(r.peakRssKiB / 1024).toFixed(0)} MiB, belt CPU ${r.cpuS.toFixed(1)} s`)
     phases(store, run)
     for (const f of failed.slice(0, 5)) console.log(`  failed: ${f.name} (${f.failedPhase}): ${f.error}`)
     const st = spawnSync(process.execPath, [path.join(root, 'bin/run.js'), 'swarm', 'status', '-q'], {env: {...process.env, BELT_STORE: store}, encoding: 'utf8'})
@@ -101,9 +108,12 @@ if (initAlone > 0) {
   try {
     const c = await belt(store, ['create', '--driver', 'local', ...subnet, '--count', String(initAlone)])
     console.log(`\n${initAlone} hosts created and bootstrapped (engines running) in ${s(c.ms)} (exit ${c.code})`)
-    const r = await belt(store, ['swarm', 'init', '--join-concurrency', joinConcurrency])
+    const r = await belt(store, ['swarm', 'init', '--join-concurrency', joinConcurrency, ...extra])
     const run = await loadRun(new Store(store))
-    console.log(`belt swarm init on ${initAlone} running engines: exit ${r.code}, wall ${s(r.ms)}, ${run.hosts.filter((h) => h.ok).length}/${initAlone} in the swarm, join timeouts ${run.hosts.filter((h) => h.joinTimedOut).length}, peak RSS ${(r.peakRssKiB / 1024).toFixed(0)} MiB`)
+    console.log(`belt swarm init on ${initAlone} running engines: exit ${r.code}, wall ${s(r.ms)}, ${run.hosts.filter((h) => h.ok).length}/${initAlone} in the swarm, join timeouts ${run.hosts.filter((h) => h.joinTimedOut).length}, peak RSS ${(r.peakRssKiB / 1024).toFixed(0)} MiB, belt CPU ${r.cpuS.toFixed(1)} s`)
+    for (const f of run.hosts.filter((h) => !h.ok).slice(0, 5)) console.log(`  failed: ${f.name} (${f.failedPhase}): ${f.error}`)
+    const joined = run.hosts.map((h) => Date.parse(h.times.joined ?? '')).filter((x) => !isNaN(x)).sort((a, b) => a - b)
+    if (joined.length > 1) console.log(`  joins: first at ${s(joined[0]! - Date.parse(run.startedAt))}, last at ${s(joined.at(-1)! - Date.parse(run.startedAt))} after the start; ${(joined.length / ((joined.at(-1)! - joined[0]!) / 1000)).toFixed(2)} nodes/s between them`)
     console.log('(reference: a hand-tuned shell script joined 100 such hosts in 95 s: 3 managers, then 16 concurrent joins)')
   } finally {
     await teardown(store)

@@ -12,11 +12,18 @@ export const swarmFlags = {
     default: 'auto',
     helpGroup: 'SWARM',
   }),
+  ingress: Flags.boolean({
+    description: "keep Docker's ingress network (routing mesh) in a new swarm; --no-ingress removes it before nodes join, so none builds its sandbox (for large experiments)",
+    default: true,
+    allowNo: true,
+    helpGroup: 'SWARM',
+  }),
   'advertise-addr-type': Flags.string({description: 'address nodes advertise: auto is the private one when hosts have one', options: ['auto', 'public', 'private'], default: 'auto', helpGroup: 'SWARM'}),
 }
 
-export function swarmSettingsFrom(f: {managers: number; 'join-concurrency': number; 'manager-availability': string; 'advertise-addr-type': string}): SwarmSettings {
+export function swarmSettingsFrom(f: {managers: number; 'join-concurrency': number; 'manager-availability': string; 'advertise-addr-type': string; ingress?: boolean}): SwarmSettings {
   return {
+    noIngress: f.ingress === false,
     managers: f.managers,
     concurrency: f['join-concurrency'],
     availability: f['manager-availability'] as SwarmSettings['availability'],

@@ -24,6 +24,8 @@ export interface SwarmSettings {
   concurrency: number
   availability: 'auto' | Availability
   advertiseType: AdvertiseType
+  /** A new swarm without the ingress network (routing mesh); for experiments. */
+  noIngress?: boolean
 }
 
 /** The client side of mutual TLS, from the store (created on first use, like bootstrap does). */
@@ -105,6 +107,7 @@ export async function prepareFormation(o: {
     managers: o.settings.managers,
     workerConcurrency: o.settings.concurrency,
     managerAvailability: availability,
+    noIngress: o.settings.noIngress,
     endpoint: (n) => endpointOf(byName.get(n) ?? failMissing(n)),
     advertiseAddr: (n) => advertiseAddress(n, (byName.get(n) ?? failMissing(n)).machine!, o.settings.advertiseType),
     existing: plan.clusterId ? {clusterId: plan.clusterId, managers: plan.managers} : undefined,

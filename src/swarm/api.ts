@@ -59,6 +59,8 @@ export interface SwarmApi {
   nodes(manager: EngineEndpoint): Promise<SwarmNode[]>
   updateNode(manager: EngineEndpoint, node: SwarmNode, change: {role?: 'manager' | 'worker'; availability?: 'active' | 'pause' | 'drain'}): Promise<void>
   removeNode(manager: EngineEndpoint, nodeId: string, force: boolean): Promise<void>
+  /** Removes the swarm's ingress network (routing mesh), before nodes join. Resolves when none is left. */
+  removeIngress(manager: EngineEndpoint): Promise<void>
 }
 
 /** The port managers listen on for the cluster (raft, joins). */
@@ -162,6 +164,11 @@ export class EngineSwarmApi implements SwarmApi {
   async updateNode(manager: EngineEndpoint, node: SwarmNode, change: {role?: 'manager' | 'worker'; availability?: 'active' | 'pause' | 'drain'}): Promise<void> {
     const spec = {Role: change.role ?? node.role, Availability: change.availability ?? node.availability, Labels: node.labels}
     await this.req(manager, 'POST', `/nodes/${encodeURIComponent(node.id)}/update?version=${node.version}`, spec)
+  }
+
+  async removeIngress(manager: EngineEndpoint): Promise<void> {
+    const nets = await this.req<{Id: string; Name: string; Ingress?: boolean}[]>(manager, 'GET', '/networks')
+    for (const n of nets.filter((x) => x.Ingress || x.Name === 'ingress')) await this.req(manager, 'DELETE', `/networks/${encodeURIComponent(n.Id)}`)
   }
 
   async removeNode(manager: EngineEndpoint, nodeId: string, force: boolean): Promise<void> {

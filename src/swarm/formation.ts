@@ -30,6 +30,11 @@ export interface FormationOptions {
   managerAvailability: Availability
   endpoint(name: string): EngineEndpoint
   advertiseAddr(name: string): string
+  /**
+   * Remove the ingress network right after init, before anyone joins: no routing mesh, and no
+   * ingress sandbox (namespace, iptables, VXLAN) built on every node as it joins.
+   */
+  noIngress?: boolean
   /** The swarm that already exists: its managers (names). */
   existing?: {clusterId: string; managers: string[]}
   /** Persist a host's join (called once per successful join, before its outcome resolves). */
@@ -57,8 +62,8 @@ export class SwarmFormation {
   private ready!: Promise<void>
   private resolveReady!: () => void
   private rejectReady!: (e: Error) => void
-  private workerTurn = 0
   private managerCount = 0
+  private workerTurn = 0
   private readonly managerNames: string[] = []
   private readonly joinedWorkers: {name: string; nodeId: string}[] = []
   readonly timeouts: string[] = []
@@ -101,6 +106,9 @@ export class SwarmFormation {
         (e) => ({name, ok: false, error: oneLine(e)}),
       )
     }
+    // Workers start as soon as the swarm exists, alongside the other managers' joins. (Measured at
+    // 100 nodes: waiting for all managers and sending every worker to the leader first was slower,
+    // 120-133 s against 99 s.)
     return this.ready.then(
       () => this.workers(() => this.joinWorker(name)).catch((e) => ({name, ok: false, error: oneLine(e)})),
       (e: Error) => ({name, ok: false, error: `not joined: ${e.message}`}),
@@ -121,6 +129,7 @@ export class SwarmFormation {
         const t = await this.tokens
         this.clusterId = t.clusterId
         await this.setAvailability(nodeId)
+        if (this.o.noIngress) await api.removeIngress(e)
         this.managerCount++
         this.resolveReady()
         const r: JoinResult = {name, ok: true, role: 'manager', nodeId, clusterId: t.clusterId}

@@ -100,6 +100,14 @@ export class FakeSwarm implements SwarmApi {
     if (change.role) Object.assign(this.state.get(n.hostname)!, {isManager: change.role === 'manager', clusterId: change.role === 'manager' ? this.clusterId : undefined})
   }
 
+  ingress = true
+  async removeIngress(m: EngineEndpoint): Promise<void> {
+    if (!this.host(m).isManager) throw new Error('fake: network removal through a non-manager')
+    if ([...this.state.values()].filter((s) => s.state === 'active').length > 1) throw new Error('fake: ingress removed after nodes joined')
+    this.calls.push('remove-ingress')
+    this.ingress = false
+  }
+
   async removeNode(_m: EngineEndpoint, nodeId: string): Promise<void> {
     this.nodes_.delete(nodeId)
   }

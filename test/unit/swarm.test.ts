@@ -176,6 +176,25 @@ describe('SwarmFormation', () => {
     expect(api.calls.filter((c) => c.startsWith('join'))).toEqual([])
   })
 
+  it('--no-ingress removes the ingress network after init and before any join', async () => {
+    const api = new FakeSwarm(names(4))
+    const f = new SwarmFormation({
+      api,
+      managers: 1,
+      workerConcurrency: 4,
+      managerAvailability: 'active',
+      noIngress: true,
+      endpoint: (name) => ({name, address: name, port: 2376}),
+      advertiseAddr: (name) => name,
+      log: () => undefined,
+      sleep: async () => undefined,
+    })
+    const results = await Promise.all(names(4).map((n) => f.add(n)))
+    expect(results.every((r) => r.ok)).toBe(true)
+    expect(api.ingress).toBe(false)
+    expect(api.calls.indexOf('remove-ingress')).toBe(1) // right after init:n1
+  })
+
   it('grows an existing swarm without a second init, counting its managers', async () => {
     const api = new FakeSwarm(names(6))
     await formation(api, {managers: 1}).add('n1')
