@@ -1,6 +1,6 @@
 /**
  * The subset of DigitalOcean API v2 objects Belt reads and writes, named as in the published
- * OpenAPI document (shared/specs/digitalocean-openapi.yaml). Shared by the driver and the emulator.
+ * OpenAPI document (drivers/digitalocean/spec/digitalocean-openapi.yaml). Shared by the driver and the emulator.
  */
 
 /** `#/components/schemas/error`: every non-2xx body. */

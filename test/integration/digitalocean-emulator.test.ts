@@ -20,7 +20,7 @@ import {createDigitalOceanDriver, type DigitalOceanDeps} from '../../drivers/dig
 import {describeDriverConformance} from '../../drivers/testing/conformance.js'
 import {isUserError} from '../../src/errors.js'
 
-const SPEC = path.resolve(import.meta.dirname, '../../../shared/specs/digitalocean-openapi.yaml')
+const SPEC = path.resolve(import.meta.dirname, '../../drivers/digitalocean/spec/digitalocean-openapi.yaml')
 const TOKEN = 'dop_v1_emulator_token_for_tests_0123456789'
 const REVOKED = 'dop_v1_revoked_token'
 
