@@ -1,4 +1,4 @@
-import net from 'node:net'
+import {tcpAccepts} from '../tcp.js'
 import {Ec2ApiStats, isThrottling, type Ec2Api} from './client.js'
 
 /** Every bound the driver waits under. Tests shorten the polling ones; none is unbounded. */
@@ -95,19 +95,7 @@ export class Ec2Calls {
   }
 }
 
-/** One TCP connection attempt: true when `host:port` accepts within `timeoutMs`. */
-export function tcpAccepts(host: string, port: number, timeoutMs = 3_000): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.connect({host, port})
-    const done = (ok: boolean) => {
-      s.destroy()
-      resolve(ok)
-    }
-    s.setTimeout(timeoutMs, () => done(false))
-    s.once('connect', () => done(true))
-    s.once('error', () => done(false))
-  })
-}
+export {tcpAccepts} from '../tcp.js'
 
 /** Waits until `host:port` accepts (or, with `closed`, stops accepting), probing every second; bounded. */
 export async function waitForPort(host: string, port: number, timeoutMs: number, opts: {signal?: AbortSignal; closed?: boolean} = {}): Promise<boolean> {

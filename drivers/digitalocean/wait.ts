@@ -1,20 +1,10 @@
-import net from 'node:net'
+import {tcpAccepts} from '../tcp.js'
 import {realSleep, type Sleep} from './rate-gate.js'
 
 /** One TCP connection attempt: true when `host:port` accepts within `timeoutMs`. */
 export type TcpProbe = (host: string, port: number, timeoutMs: number) => Promise<boolean>
 
-export const tcpProbe: TcpProbe = (host, port, timeoutMs) =>
-  new Promise<boolean>((resolve) => {
-    const s = net.connect({host, port})
-    const done = (ok: boolean) => {
-      s.destroy()
-      resolve(ok)
-    }
-    s.setTimeout(timeoutMs, () => done(false))
-    s.once('connect', () => done(true))
-    s.once('error', () => done(false))
-  })
+export const tcpProbe: TcpProbe = tcpAccepts
 
 /**
  * Resolves when `host:port` accepts a TCP connection; rejects after `timeoutMs` (bounded), or when

@@ -1,7 +1,6 @@
 import {execFile, spawn} from 'node:child_process'
 import {constants as fsConstants, existsSync, openSync, closeSync} from 'node:fs'
 import {promises as fs} from 'node:fs'
-import net from 'node:net'
 import path from 'node:path'
 import {promisify} from 'node:util'
 import {ExitCode, UserError, environmentError, usageError} from '../../src/errors.js'
@@ -19,6 +18,7 @@ import {
   type LocalNetwork,
 } from './network.js'
 import {localDescription, localOptions} from './options.js'
+import {tcpAccepts} from '../tcp.js'
 
 const run = promisify(execFile)
 
@@ -159,18 +159,7 @@ async function waitUntil(cond: () => Promise<boolean>, ms: number): Promise<bool
   }
 }
 
-async function tcpOpen(host: string, port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.connect({host, port})
-    const done = (v: boolean) => {
-      s.destroy()
-      resolve(v)
-    }
-    s.setTimeout(1000, () => done(false))
-    s.once('connect', () => done(true))
-    s.once('error', () => done(false))
-  })
-}
+const tcpOpen = (host: string, port: number) => tcpAccepts(host, port, 1000)
 
 /**
  * The `local` driver: real hosts on this machine. Each host is a network namespace on a private /16

@@ -6,7 +6,7 @@
  * It checks the contract in drivers/driver.ts against the real thing (real namespaces, the
  * emulators), never against mocks.
  */
-import net from 'node:net'
+import {tcpAccepts} from '../tcp.js'
 import {afterAll, describe, expect, it} from 'vitest'
 import type {ClusterSpec, Driver, DriverContext, DriverOptions, Machine} from '../driver.js'
 
@@ -32,16 +32,7 @@ export interface ConformanceHarness {
 export async function tcpReachable(host: string, port: number, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs
   for (;;) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = net.connect({host, port})
-      const done = (v: boolean) => {
-        s.destroy()
-        resolve(v)
-      }
-      s.setTimeout(2000, () => done(false))
-      s.once('connect', () => done(true))
-      s.once('error', () => done(false))
-    })
+    const ok = await tcpAccepts(host, port, 2000)
     if (ok) return
     if (Date.now() > deadline) throw new Error(`${host}:${port} did not accept a connection within ${timeoutMs} ms`)
     await new Promise((r) => setTimeout(r, 200))

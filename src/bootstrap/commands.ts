@@ -4,6 +4,7 @@
  */
 import {shQuote} from '../ssh/quote.js'
 import {fillTemplate} from '../templates.js'
+import type {EngineRecord} from '../store/types.js'
 
 /** The Docker API port with mutual TLS (IANA's docker-s). */
 export const DOCKER_TLS_PORT = 2376
@@ -20,21 +21,8 @@ export const ENGINE_PATHS = {
   keyJson: '/etc/docker/key.json',
 } as const
 
-/** Engine settings from `--engine-*` flags. */
-export interface EngineConfig {
-  labels: string[]
-  /** `--engine-opt key=value`: a daemon.json key; `true`/`false`/numbers are typed, repeated keys become lists. */
-  opts: string[]
-  insecureRegistries: string[]
-  registryMirrors: string[]
-  storageDriver?: string
-  /** Distribution package version to pin, e.g. `20.10.24`. */
-  version?: string
-  /** An install script URL such as https://get.docker.com, used instead of the distribution's packages. */
-  installUrl?: string
-  /** HTTP proxy for apt, e.g. an apt cache on the operator's network. */
-  installProxy?: string
-}
+/** Engine settings from `--engine-*` flags (the shape saved in each host's record). */
+export type EngineConfig = EngineRecord['config']
 
 export const emptyEngineConfig = (): EngineConfig => ({labels: [], opts: [], insecureRegistries: [], registryMirrors: []})
 

@@ -44,12 +44,16 @@ export interface EngineRecord {
   /** The `--engine-*` settings the host was bootstrapped with, reused by provision and regenerate-certs. */
   config: {
     labels: string[]
+    /** `--engine-opt key=value`: a daemon.json key; `true`/`false`/numbers are typed, repeated keys become lists. */
     opts: string[]
     insecureRegistries: string[]
     registryMirrors: string[]
     storageDriver?: string
+    /** Distribution package version to pin, e.g. `20.10.24`. */
     version?: string
+    /** An install script URL such as https://get.docker.com, used instead of the distribution's packages. */
     installUrl?: string
+    /** HTTP proxy for apt, e.g. an apt cache on the operator's network. */
     installProxy?: string
   }
   /** The server certificate's expiry (ISO-8601) and SHA-256 fingerprint. */
