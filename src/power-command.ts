@@ -1,4 +1,4 @@
-import {Flags} from '@oclif/core'
+import {Args, Flags} from '@oclif/core'
 import type {PowerAction} from '../drivers/driver.js'
 import {BaseCommand} from './base-command.js'
 import {powerHosts} from './services/power.js'
@@ -9,6 +9,7 @@ import {LineReporter} from './ui/reporter.js'
 /** start, stop, restart and kill: the same command over a driver's optional capability. */
 export abstract class PowerCommand extends BaseCommand<typeof PowerCommand> {
   static override strict = false
+  static override args = {names: Args.string({description: "hosts, by name or pattern (node[1:3], 'node*')", required: false})}
   static override enableJsonFlag = true
   static override flags = {
     concurrency: Flags.integer({char: 'c', description: 'hosts handled at once', default: 16, min: 1}),

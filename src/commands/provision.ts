@@ -1,4 +1,4 @@
-import {Flags} from '@oclif/core'
+import {Args, Flags} from '@oclif/core'
 import {findDriver} from '../../drivers/registry.js'
 import {BaseCommand} from '../base-command.js'
 import {engineConfigFrom, engineFlags, engineFlagsGiven} from '../engine-flags.js'
@@ -13,6 +13,7 @@ export default class Provision extends BaseCommand<typeof Provision> {
     'Idempotent: files are compared by hash and the engine restarts only when its configuration changed. Without --engine-* flags, each host keeps the engine settings it was bootstrapped with.'
   static override examples = ['<%= config.bin %> provision node1', "<%= config.bin %> provision 'node*' --engine-opt log-level=warn"]
   static override strict = false
+  static override args = {names: Args.string({description: "hosts to bootstrap, by name or pattern", required: false})}
   static override enableJsonFlag = true
   static override flags = {
     concurrency: Flags.integer({char: 'c', description: 'hosts bootstrapped at once [default: per driver, local 8]', min: 1}),

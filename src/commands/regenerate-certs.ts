@@ -1,4 +1,4 @@
-import {Flags} from '@oclif/core'
+import {Args, Flags} from '@oclif/core'
 import {confirm} from '@inquirer/prompts'
 import {findDriver} from '../../drivers/registry.js'
 import {BaseCommand, canPrompt} from '../base-command.js'
@@ -20,6 +20,7 @@ export default class RegenerateCerts extends BaseCommand<typeof RegenerateCerts>
     "<%= config.bin %> regenerate-certs -y --ca 'node*'",
   ]
   static override strict = false
+  static override args = {names: Args.string({description: "hosts whose engines get new certificates, by name or pattern", required: false})}
   static override enableJsonFlag = true
   static override flags = {
     yes: Flags.boolean({char: 'y', description: 'do not ask for confirmation'}),

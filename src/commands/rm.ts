@@ -1,4 +1,4 @@
-import {Flags} from '@oclif/core'
+import {Args, Flags} from '@oclif/core'
 import {confirm} from '@inquirer/prompts'
 import {BaseCommand, canPrompt} from '../base-command.js'
 import {usageError} from '../errors.js'
@@ -13,6 +13,7 @@ export default class Rm extends BaseCommand<typeof Rm> {
   static override description = 'Every name must exist (nothing is removed otherwise). On a terminal it asks first; scripts pass -y.'
   static override examples = ['<%= config.bin %> rm node3', '<%= config.bin %> rm -y node[1:5]', "<%= config.bin %> rm -y 'node*'", '<%= config.bin %> rm -y --force node4']
   static override strict = false
+  static override args = {names: Args.string({description: "hosts to remove, by name or pattern (node[1:5], 'node*')", required: false})}
   static override enableJsonFlag = true
   static override flags = {
     yes: Flags.boolean({char: 'y', description: 'do not ask for confirmation'}),

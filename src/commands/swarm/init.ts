@@ -1,4 +1,4 @@
-import {Flags} from '@oclif/core'
+import {Args, Flags} from '@oclif/core'
 import {BaseCommand} from '../../base-command.js'
 import {swarmInit} from '../../services/swarm.js'
 import {swarmFlags, swarmSettingsFrom} from '../../swarm-flags.js'
@@ -11,6 +11,7 @@ export default class SwarmInit extends BaseCommand<typeof SwarmInit> {
     'With no names, every host of the cluster. The first manager initialises the swarm, the other managers join one at a time, workers join through a sliding window. Hosts already in the swarm are skipped; hosts in another swarm are reported. Running it again converges.'
   static override examples = ['<%= config.bin %> swarm init', "<%= config.bin %> swarm init --managers 5 'node[1:100]'", '<%= config.bin %> swarm init --manager-availability active']
   static override strict = false
+  static override args = {names: Args.string({description: "hosts to form the swarm from (default: every host of the cluster)", required: false})}
   static override enableJsonFlag = true
   static override flags = {
     ...swarmFlags,

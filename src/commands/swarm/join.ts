@@ -1,4 +1,4 @@
-import {Flags} from '@oclif/core'
+import {Args, Flags} from '@oclif/core'
 import {BaseCommand} from '../../base-command.js'
 import {usageError} from '../../errors.js'
 import {swarmInit} from '../../services/swarm.js'
@@ -11,6 +11,7 @@ export default class SwarmJoin extends BaseCommand<typeof SwarmJoin> {
   static override description = 'As workers, or as managers with --manager (one at a time). Members are skipped.'
   static override examples = ['<%= config.bin %> swarm join node7', "<%= config.bin %> swarm join --manager 'node[4:5]'"]
   static override strict = false
+  static override args = {names: Args.string({description: "hosts to join, by name or pattern", required: false})}
   static override enableJsonFlag = true
   static override flags = {
     manager: Flags.boolean({description: 'join as managers'}),

@@ -1,4 +1,4 @@
-import {Flags} from '@oclif/core'
+import {Args, Flags} from '@oclif/core'
 import {BaseCommand} from '../../base-command.js'
 import {swarmLeave} from '../../services/swarm.js'
 import {selectHosts} from '../../services/select-hosts.js'
@@ -10,6 +10,7 @@ export default class SwarmLeave extends BaseCommand<typeof SwarmLeave> {
   static override description = 'Managers leave only with --force (it weakens the quorum, and the last one ends the swarm); demote them first instead.'
   static override examples = ['<%= config.bin %> swarm leave node9', "<%= config.bin %> swarm leave --force 'node*'"]
   static override strict = false
+  static override args = {names: Args.string({description: "hosts that leave, by name or pattern", required: false})}
   static override enableJsonFlag = true
   static override flags = {
     force: Flags.boolean({description: 'let managers leave too'}),
