@@ -20,7 +20,12 @@ sysctl -qw net.ipv4.ip_forward=0 net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.
 
 # A private /run first: scratch space for moving the cgroup tree.
 mount -t tmpfs -o mode=755,nosuid,nodev,size=64m belt-run /run
-mkdir -p /run/lock /run/sshd /run/.cg
+mkdir -p /run/lock /run/sshd /run/.cg /run/belt-host
+# The host directory may live under /root or /home (the default store is ~/.belt), which get
+# fresh mounts below: pin it at a private path first and work from there.
+mount --bind "$H" /run/belt-host
+H=/run/belt-host
+LIB=$H/lib
 # The sysfs of this network namespace (what `ip netns exec` does), keeping the cgroup hierarchies:
 # bound into a PRIVATE tmpfs, so that what runs here (the docker init script's cgroupfs_mount)
 # never creates directories in the machine's own cgroup tmpfs.
@@ -112,6 +117,9 @@ done
 # A private /tmp last (the host directory may live under the machine's /tmp).
 mount -t tmpfs -o mode=1777,nosuid,nodev,size=256m belt-tmp /tmp
 
+# Nothing below needs the host directory: unpin it (the overlays keep their own references).
+umount -l /run/belt-host
+rmdir /run/belt-host
 /usr/sbin/sshd -E /var/log/sshd.log
 echo "hostinit: ssh-ready $(date +%s.%N)"
 # Stay as the host's keeper; tini reaps orphans.

@@ -12,7 +12,9 @@ import {silentReporter} from '../../src/ui/reporter.js'
 
 // A subnet of its own so this suite never meets other tests' or a user's hosts.
 const SUBNET = '10.218.0.0/16'
-const dir = mkdtempSync(path.join(os.tmpdir(), 'belt-local-conf-'))
+// Under the home directory, like the default store (~/.belt): hosts bind-mount a fresh /root and
+// /home over it, which once hid the host directory from its own init script.
+const dir = mkdtempSync(path.join(os.homedir(), '.belt-local-conf-'))
 const store = new Store(path.join(dir, 'store'))
 await store.init()
 const context = await driverContext(store, 'local', silentReporter)
