@@ -1,3 +1,4 @@
+import {sleep} from '../sleep.js'
 import {tcpAccepts} from '../tcp.js'
 import {Ec2ApiStats, isThrottling, type Ec2Api} from './client.js'
 
@@ -47,21 +48,7 @@ export const defaultTiming: Ec2Timing = {
   portProbeConcurrency: 64,
 }
 
-/** Resolves after `ms`, or rejects with the signal's reason when it aborts first. */
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason ?? new Error('aborted'))
-    const t = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort)
-      resolve()
-    }, ms)
-    const onAbort = () => {
-      clearTimeout(t)
-      reject(signal!.reason ?? new Error('aborted'))
-    }
-    signal?.addEventListener('abort', onAbort, {once: true})
-  })
-}
+export {sleep}
 
 /** Exponential backoff with full jitter: a random wait in [base, min(max, base * 2^attempt)]. */
 export function backoff(attempt: number, baseMs: number, maxMs: number, random: () => number = Math.random): number {

@@ -15,21 +15,10 @@
  */
 
 /** Sleeps `ms`; rejects with the signal's reason when it is aborted. */
-export type Sleep = (ms: number, signal?: AbortSignal) => Promise<void>
+import {sleep as realSleep, type Sleep} from '../sleep.js'
 
-export const realSleep: Sleep = (ms, signal) =>
-  new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason)
-    const t = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort)
-      resolve()
-    }, ms)
-    const onAbort = () => {
-      clearTimeout(t)
-      reject(signal!.reason)
-    }
-    signal?.addEventListener('abort', onAbort, {once: true})
-  })
+export {realSleep, type Sleep}
+
 
 export interface RateGateOptions {
   /** Requests this client sends per minute at most (the API's burst limit is 250). */

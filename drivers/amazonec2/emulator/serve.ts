@@ -2,10 +2,10 @@
  * What `belt emulator ec2` does: checks its settings, prepares the backing driver, serves the
  * emulator on 127.0.0.1 until SIGINT/SIGTERM (or `signal`), then removes every host it made.
  */
-import {promises as fs} from 'node:fs'
 import path from 'node:path'
 import {usageError} from '../../../src/errors.js'
-import type {Driver, DriverContext, DriverOptions, JournalEntry} from '../../driver.js'
+import type {Driver, DriverOptions} from '../../driver.js'
+import {backingContext} from '../../emulator-kit.js'
 import {usageBanner} from './index.js'
 import {Ec2Emulator, parseRate} from './server.js'
 import {createSimulatedBacking} from './simulated-backing.js'
@@ -38,29 +38,6 @@ async function loadBacking(s: Ec2ServeSettings): Promise<{driver: Driver; option
   return {driver: createLocalDriver(), options: {subnet: s.localSubnet}, vpcCidr: s.localSubnet}
 }
 
-/**
- * The backing driver's context: a private directory, in-process locks (one emulator owns its
- * backing hosts) and a journal file, so hosts a crashed emulator left can be found.
- */
-async function backingContext(stateDir: string, log: (message: string) => void): Promise<DriverContext> {
-  await fs.mkdir(stateDir, {recursive: true, mode: 0o700})
-  const queues = new Map<string, Promise<unknown>>()
-  return {
-    stateDir,
-    log,
-    withLock<T>(name: string, fn: () => Promise<T>): Promise<T> {
-      const run = (queues.get(name) ?? Promise.resolve()).catch(() => undefined).then(fn)
-      queues.set(
-        name,
-        run.catch(() => undefined),
-      )
-      return run
-    },
-    async journal(entry: JournalEntry): Promise<void> {
-      await fs.appendFile(path.join(stateDir, 'journal.jsonl'), JSON.stringify({...entry, at: new Date().toISOString()}) + '\n', {mode: 0o600})
-    },
-  }
-}
 
 /** Starts the emulator and resolves once it has stopped and removed its hosts. */
 export async function serveEc2Emulator(s: Ec2ServeSettings, io: {out: (line: string) => void; err: (line: string) => void}, signal?: AbortSignal): Promise<void> {

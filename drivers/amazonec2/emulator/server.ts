@@ -3,6 +3,7 @@ import http from 'node:http'
 import type {AddressInfo} from 'node:net'
 import {XMLBuilder} from 'fast-xml-parser'
 import type {Driver, DriverContext, DriverOptions} from '../../driver.js'
+import {memoryContext, seededRandom} from '../../emulator-kit.js'
 import {Ec2Cloud} from './cloud.js'
 import {Ec2Error, decodeParams} from './query.js'
 
@@ -57,17 +58,7 @@ export interface Ec2EmulatorStats {
 
 export const DEFAULT_REGIONS = ['us-east-1', 'us-east-2', 'us-west-1', 'us-west-2', 'eu-west-1', 'eu-west-3', 'eu-central-1', 'ap-southeast-2']
 
-/** mulberry32: a small seeded PRNG, so that a fault run can be repeated. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+export {seededRandom}
 
 /** `20/s`, `20` or `2.5/s` -> requests per second. */
 export function parseRate(value: string): number {
@@ -271,19 +262,5 @@ function readBody(req: http.IncomingMessage): Promise<string> {
 
 /** A context for backing drivers that need none of the store: no journal, locks within this process. */
 export function throwawayContext(stateDir = '/nonexistent'): DriverContext {
-  const queues = new Map<string, Promise<unknown>>()
-  return {
-    stateDir,
-    journal: async () => undefined,
-    log: () => undefined,
-    withLock: async (name, fn) => {
-      const prev = queues.get(name) ?? Promise.resolve()
-      const run = prev.catch(() => undefined).then(fn)
-      queues.set(
-        name,
-        run.catch(() => undefined),
-      )
-      return run
-    },
-  }
+  return memoryContext(() => undefined, stateDir)
 }

@@ -1,3 +1,4 @@
+import {seededRandom} from '../../emulator-kit.js'
 /**
  * A local DigitalOcean API v2 emulator (node:http on 127.0.0.1) for the subset Belt uses: account,
  * SSH keys, regions, sizes, images, droplets (single and multi create, list with tag filter and
@@ -120,17 +121,6 @@ class HttpError extends Error {
 const unprocessable = (message: string) => new HttpError(422, 'unprocessable_entity', message)
 const notFound = () => new HttpError(404, 'not_found', 'The resource you were accessing could not be found.')
 
-/** mulberry32: small, seeded, good enough for fault draws. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 /** Parses an OpenSSH public key line: the blob's first field must name the same key type. */
 function parsePublicKey(line: string): {type: string; blob: Buffer} | undefined {
@@ -206,7 +196,7 @@ class Emulator {
 
   constructor(private readonly opts: EmulatorOptions) {
     this.now = opts.now ?? Date.now
-    this.rand = seeded(opts.seed ?? 1)
+    this.rand = seededRandom(opts.seed ?? 1)
     this.limiter = new SlidingWindowLimiter(opts.rateLimit ?? REAL_RATE_LIMIT, this.now)
     this.keyListLimiter = new EndpointLimiter(10, 60_000, this.now)
     this.rejected = new Set(opts.rejectTokens ?? [])
