@@ -102,33 +102,6 @@ export function engineRequest<T = unknown>(
   })
 }
 
-/**
- * GET a Docker Engine API path over mutual TLS. Rejects on a TLS failure (wrong CA, no client
- * certificate), a non-2xx status, or after `timeoutMs`.
- */
-export function engineGet<T>(address: string, port: number, tls: ClientTls, path: string, timeoutMs = 10_000): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const req = https.request(
-      {host: address, port, path, method: 'GET', ca: tls.ca, cert: tls.cert, key: tls.key, servername: undefined, timeout: timeoutMs, agent: false},
-      (res) => {
-        let body = ''
-        res.setEncoding('utf8')
-        res.on('data', (d) => (body += d))
-        res.on('end', () => {
-          if ((res.statusCode ?? 0) >= 300) return reject(new Error(`engine API ${path} answered ${res.statusCode}: ${body.trim().slice(0, 200)}`))
-          try {
-            resolve(JSON.parse(body) as T)
-          } catch (e) {
-            reject(new Error(`engine API ${path} answered something that is not JSON`, {cause: e}))
-          }
-        })
-      },
-    )
-    req.on('timeout', () => req.destroy(new Error(`engine API ${path} did not answer within ${timeoutMs} ms`)))
-    req.on('error', reject)
-    req.end()
-  })
-}
 
 interface RawInfo {
   ID: string
@@ -140,8 +113,8 @@ interface RawInfo {
 
 /** `GET /info` and `GET /version`, reduced to what belt records. */
 export async function engineInfo(address: string, port: number, tls: ClientTls): Promise<EngineInfo> {
-  const info = await engineGet<RawInfo>(address, port, tls, '/info')
-  const version = await engineGet<{ApiVersion: string}>(address, port, tls, '/version')
+  const info = await engineRequest<RawInfo>(address, port, tls, 'GET', '/info', undefined, 10_000)
+  const version = await engineRequest<{ApiVersion: string}>(address, port, tls, 'GET', '/version', undefined, 10_000)
   return {
     id: info.ID,
     name: info.Name,

@@ -10,7 +10,7 @@ import type {Reporter} from '../ui/reporter.js'
 import {bootstrapOne, prepareBootstrap, type BootstrapSetup} from './bootstrap-hosts.js'
 import {createHosts, type HostOutcome, type HostSelection} from './create-hosts.js'
 import {EngineSwarmApi} from '../swarm/api.js'
-import {clusterRecords, prepareFormation, saveSwarmRun, storeClientTls, type SwarmSettings} from './swarm.js'
+import {clusterRecords, prepareFormation, recordJoinFailure, saveBatchRun, storeClientTls, type SwarmSettings} from './swarm.js'
 
 export interface PipelineRequest {
   store: Store
@@ -78,9 +78,7 @@ export async function runCreatePipeline(req: PipelineRequest): Promise<PipelineR
         const j = await formation.add(name)
         reporter.phase?.(name, 'join', j.ok ? 'done' : 'fail', j.error)
         if (!j.ok) {
-          await store.update(name, (x) => {
-            x.error = {phase: 'joined', message: j.error ?? 'join failed', at: new Date().toISOString()}
-          }).catch(() => undefined)
+          await recordJoinFailure(store, j)
           reporter.host(name, `join failed: ${j.error}`)
           return {name, ok: false, phase: 'bootstrapped', address: b.address, error: j.error}
         }
@@ -109,7 +107,7 @@ export async function runCreatePipeline(req: PipelineRequest): Promise<PipelineR
     const notReady = await formation.verify(nodeIds).catch((e) => new Map([...nodeIds.keys()].map((n) => [n, oneLine(e)])))
     outcomes = outcomes.map((o) => (notReady.has(o.name) ? {...o, ok: false, error: `joined but not Ready (${notReady.get(o.name)})`} : o))
   }
-  const runFile = await saveSwarmRun(store, {
+  const runFile = await saveBatchRun(store, {
     command: req.command,
     driver: req.driver.name,
     startedAt,

@@ -76,7 +76,7 @@ export async function recordJoin(store: Store, r: JoinResult, advertiseAddr: str
 }
 
 /** Saves a failed join to the host's record. */
-async function recordJoinFailure(store: Store, r: JoinResult): Promise<void> {
+export async function recordJoinFailure(store: Store, r: JoinResult): Promise<void> {
   await store
     .update(r.name, (x) => {
       x.error = {phase: 'joined', message: r.error ?? 'join failed', at: new Date().toISOString()}
@@ -210,7 +210,7 @@ export async function swarmInit(req: SwarmInitRequest): Promise<SwarmBatchResult
     else outcomes.set(r.name, {name: r.name, ok: r.ok, phase: r.ok ? 'joined' : rec.phase, address: rec.machine?.address, error: r.error, role: r.role, timedOut: r.timedOut, ms: Date.now() - started.get(r.name)!})
   }
   const ordered = targets.map((t) => outcomes.get(t.name)!).filter(Boolean)
-  const runFile = await saveSwarmRun(store, {command: req.command, startedAt, settings: {...req.settings, availability}, outcomes: ordered, timeouts: formation.timeouts})
+  const runFile = await saveBatchRun(store, {command: req.command, startedAt, settings: {...req.settings, availability}, outcomes: ordered, timeouts: formation.timeouts})
   return {outcomes: ordered, clusterId: plan.clusterId ?? results.find((r) => r.clusterId)?.clusterId, leader: formation.leaderName, timeouts: formation.timeouts, runFile, availability}
 }
 
@@ -222,8 +222,8 @@ export function reportPhase(phase: string, times: {sshUp?: string}): string {
   return phase
 }
 
-/** Writes the experiment log of a batch from the hosts' records (their phase timestamps). */
-export async function saveSwarmRun(
+/** Writes the experiment log of a batch (create, swarm init, ...) from the hosts' records (their phase timestamps). */
+export async function saveBatchRun(
   store: Store,
   o: {command: string; startedAt: Date; settings: Record<string, string | number | boolean>; outcomes: readonly HostOutcome[]; timeouts: readonly string[]; driver?: string},
 ): Promise<string> {

@@ -28,7 +28,8 @@ export default class SwarmJoin extends BaseCommand<typeof SwarmJoin> {
     const r = await swarmInit({
       store: this.openStore(),
       patterns: this.positional,
-      settings: {...swarmSettingsFrom({...this.flags, managers: 7}), managers: 7},
+      // The role is forced for every named host, so the manager count only has to be valid.
+      settings: swarmSettingsFrom({...this.flags, managers: 7}),
       role: this.flags.manager ? 'manager' : 'worker',
       reporter,
       command: ['belt', 'swarm', 'join', ...this.argv].join(' '),
