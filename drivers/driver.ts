@@ -28,6 +28,14 @@ export interface DriverOption {
   readonly required?: boolean
   /** Never persisted, never logged, masked when prompted. */
   readonly secret?: boolean
+  /**
+   * Says WHERE a host lives (API URL, endpoint, region, account profile, local subnet): part of the
+   * host's identity. An existing host always uses the value recorded when it was created (absent
+   * means "not given" then, not "take the environment's"); a flag or environment variable that
+   * disagrees is refused before any API call, since asking another endpoint would answer "not
+   * found" for a host that still runs. New hosts take it like any other option. Never `secret`.
+   */
+  readonly pinned?: boolean
   readonly choices?: readonly string[]
 }
 

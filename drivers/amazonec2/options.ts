@@ -20,16 +20,19 @@ export const amazonec2Options: readonly DriverOption[] = [
     name: 'region',
     description: 'AWS region of the hosts [default: $AWS_REGION, else us-east-1]',
     env: 'AWS_DEFAULT_REGION',
+    pinned: true,
   },
   {
     name: 'endpoint',
     description: 'EC2 API endpoint URL, for the Belt EC2 emulator (belt emulator ec2) or a private cloud [default: the region\'s AWS endpoint]',
     env: 'AMAZONEC2_ENDPOINT',
+    pinned: true,
   },
   {
     name: 'profile',
     description: 'named profile of the shared AWS config and credentials files [default: $AWS_PROFILE, else default]',
     env: 'AWS_PROFILE',
+    pinned: true,
   },
   {
     name: 'instance-type',

@@ -26,12 +26,14 @@ export const digitaloceanOptions: readonly DriverOption[] = [
     name: 'api-url',
     description: 'base URL of the DigitalOcean API (point it at `belt emulator digitalocean` to rehearse)',
     env: 'DIGITALOCEAN_API_URL',
+    pinned: true,
     default: DO_DEFAULTS.apiUrl,
   },
   {
     name: 'region',
     description: 'region slug the droplets are created in (belt checks it exists and offers the size)',
     env: 'DIGITALOCEAN_REGION',
+    pinned: true,
     default: DO_DEFAULTS.region,
   },
   {

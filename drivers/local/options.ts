@@ -9,6 +9,7 @@ export const localOptions: readonly DriverOption[] = [
     name: 'subnet',
     description: 'IPv4 /16 for local hosts; the gateway on this machine takes .0.1, hosts take .1.1 onwards',
     env: 'BELT_LOCAL_SUBNET',
+    pinned: true,
     default: '10.213.0.0/16',
   },
 ]

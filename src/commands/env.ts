@@ -1,6 +1,7 @@
 import {Args, Flags} from '@oclif/core'
 import {BaseCommand} from '../base-command.js'
 import {certPaths} from '../pki/ca.js'
+import {refuseMovedHosts} from '../services/driver-context.js'
 import {SHELLS, detectShell, engineVariables, ensureDockerContext, renderEnv, type Shell} from '../services/engine-env.js'
 
 export default class Env extends BaseCommand<typeof Env> {
@@ -32,6 +33,7 @@ export default class Env extends BaseCommand<typeof Env> {
     if (!this.args.name) this.error('name the host, e.g. belt env node1', {exit: 2})
     const store = this.openStore()
     const record = await store.get(this.args.name)
+    refuseMovedHosts([record])
     if (this.flags.context) {
       const name = await ensureDockerContext(store, record)
       this.note(`docker context ${name} points at ${record.engine!.url}; use it with: docker --context ${name} info`)

@@ -2,6 +2,7 @@ import {Args} from '@oclif/core'
 import {BaseCommand} from '../base-command.js'
 import type {HostRecord} from '../store/types.js'
 import {hostCertWarning, storeCertWarnings} from '../services/cert-warnings.js'
+import {refuseMovedHosts} from '../services/driver-context.js'
 
 export default class Inspect extends BaseCommand<typeof Inspect> {
   static override summary = "Print a host's record as JSON"
@@ -12,6 +13,7 @@ export default class Inspect extends BaseCommand<typeof Inspect> {
   async run(): Promise<HostRecord> {
     const store = this.openStore()
     const record = await store.get(this.args.name)
+    refuseMovedHosts([record])
     for (const w of [hostCertWarning(record), ...(await storeCertWarnings(store))]) if (w) this.note(`Warning: ${w}`)
     process.stdout.write(JSON.stringify(record, null, 2) + '\n')
     return record

@@ -1,6 +1,7 @@
 import {Args, Flags} from '@oclif/core'
 import {BaseCommand} from '../base-command.js'
 import {usageError} from '../errors.js'
+import {refuseMovedHosts} from '../services/driver-context.js'
 import {openHost} from '../services/host-access.js'
 import {copyFromRemote, copyToRemote, parseScpTarget} from '../ssh/transfer.js'
 
@@ -23,7 +24,9 @@ export default class Scp extends BaseCommand<typeof Scp> {
       throw usageError('exactly one of SOURCE and DESTINATION must be HOST:PATH', 'E_SCP_TARGET', 'e.g. belt scp ./file node1:/tmp/file')
     const hostName = (src.host ?? dst.host)!
     const store = this.openStore()
-    const remote = await openHost(store, await store.get(hostName))
+    const record = await store.get(hostName)
+    refuseMovedHosts([record])
+    const remote = await openHost(store, record)
     try {
       if (dst.host) await copyToRemote(remote, src.path, dst.path, {recursive: this.flags.recursive})
       else await copyFromRemote(remote, src.path, dst.path, {recursive: this.flags.recursive})

@@ -1,5 +1,6 @@
 import {Args} from '@oclif/core'
 import {BaseCommand} from '../base-command.js'
+import {refuseMovedHosts} from '../services/driver-context.js'
 import {openHost} from '../services/host-access.js'
 import {runSsh} from '../ssh/session.js'
 
@@ -18,6 +19,7 @@ export default class Ssh extends BaseCommand<typeof Ssh> {
     const [name, ...command] = this.positional
     const store = this.openStore()
     const record = await store.get(name!)
+    refuseMovedHosts([record])
     const remote = await openHost(store, record)
     try {
       const code = await runSsh(remote, {

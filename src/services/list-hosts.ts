@@ -6,7 +6,7 @@ import type {CorruptRecord, Store} from '../store/store.js'
 import type {HostRecord} from '../store/types.js'
 import {silentReporter} from '../ui/reporter.js'
 import {hostCertWarning} from './cert-warnings.js'
-import {driverContext, resolveDriverOptions} from './driver-context.js'
+import {driverContext, hostDriverOptions, refuseMovedHosts} from './driver-context.js'
 
 /** One row of `belt ls`, also its --json shape. */
 export interface HostView {
@@ -44,8 +44,9 @@ export async function liveState(store: Store, r: HostRecord, env?: NodeJS.Proces
   if (!r.machine || r.phase === 'creating' || r.phase === 'removing') return {state: r.phase}
   const entry = drivers(r.driver)
   if (!entry) return {state: 'error', error: `unknown driver '${r.driver}'`}
+  refuseMovedHosts([r], {env, drivers})
   try {
-    const {options} = resolveDriverOptions(entry, {}, r.driverOptions, env)
+    const options = hostDriverOptions(entry, r, env)
     const driver = await entry.load()
     const ctx = await driverContext(store, r.driver, silentReporter, {host: r.name})
     const state = await withTimeout(driver.state(r.machine, options, ctx), 20_000, 'state query timed out after 20 s')
@@ -58,6 +59,7 @@ export async function liveState(store: Store, r: HostRecord, env?: NodeJS.Proces
 /** Every host with its live state, queried through a bounded pool. */
 export async function listHosts(store: Store, opts: {concurrency?: number; env?: NodeJS.ProcessEnv; drivers?: DriverLookup} = {}): Promise<{hosts: HostView[]; corrupt: CorruptRecord[]}> {
   const {records, corrupt} = await store.list()
+  refuseMovedHosts(records, {env: opts.env, drivers: opts.drivers})
   const settled = await mapSettled(records, (r) => liveState(store, r, opts.env, opts.drivers), {concurrency: opts.concurrency ?? 16})
   const hosts = settled.map((s, i): HostView => {
     const r = records[i]!

@@ -6,7 +6,7 @@ import type {Store} from '../store/store.js'
 import type {HostRecord} from '../store/types.js'
 import type {Reporter} from '../ui/reporter.js'
 import type {HostOutcome} from './create-hosts.js'
-import {driverContext, resolveDriverOptions} from './driver-context.js'
+import {driverContext, hostDriverOptions, refuseMovedHosts} from './driver-context.js'
 
 const PAST: Record<PowerAction, string> = {start: 'started', stop: 'stopped', restart: 'restarted', kill: 'killed'}
 
@@ -25,6 +25,7 @@ export async function powerHosts(req: {
 }): Promise<HostOutcome[]> {
   const {store, reporter, action} = req
   const findDriver_ = req.drivers ?? findDriver
+  refuseMovedHosts(req.hosts, {env: req.env, drivers: findDriver_})
   for (const r of req.hosts) {
     const entry = findDriver_(r.driver)
     const driver = entry && (await entry.load())
@@ -42,7 +43,7 @@ export async function powerHosts(req: {
     async (r): Promise<HostOutcome> => {
       const entry = findDriver_(r.driver)!
       const driver = await entry.load()
-      const {options} = resolveDriverOptions(entry, {}, r.driverOptions, req.env)
+      const options = hostDriverOptions(entry, r, req.env)
       const ctx = await driverContext(store, r.driver, reporter, {host: r.name})
       const fn = driver[action]!.bind(driver) as (m: Machine, o: typeof options, c: typeof ctx) => Promise<Machine | void>
       const out = await fn(r.machine!, options, ctx)

@@ -4,7 +4,7 @@ import {mapSettled} from '../scheduler/pool.js'
 import type {Store} from '../store/store.js'
 import type {HostRecord} from '../store/types.js'
 import type {Reporter} from '../ui/reporter.js'
-import {driverContext, resolveDriverOptions} from './driver-context.js'
+import {driverContext, hostDriverOptions, refuseMovedHosts} from './driver-context.js'
 import type {HostOutcome} from './create-hosts.js'
 
 export interface RemoveHostsRequest {
@@ -27,6 +27,8 @@ export interface RemoveHostsRequest {
  */
 export async function removeHosts(req: RemoveHostsRequest): Promise<HostOutcome[]> {
   const {store, reporter} = req
+  // Before any API call: a host asked about at another endpoint would look gone and lose its record.
+  refuseMovedHosts(req.hosts, {env: req.env, drivers: req.drivers})
   const settled = await mapSettled(
     req.hosts,
     async (r): Promise<HostOutcome> => {
@@ -34,7 +36,7 @@ export async function removeHosts(req: RemoveHostsRequest): Promise<HostOutcome[
       try {
         if (!entry) throw new Error(`unknown driver '${r.driver}' (this belt knows no such driver)`)
         if (r.machine) {
-          const {options} = resolveDriverOptions(entry, {}, r.driverOptions, req.env)
+          const options = hostDriverOptions(entry, r, req.env)
           const ctx = await driverContext(store, r.driver, reporter, {host: r.name})
           await store.update(r.name, (x) => {
             x.phase = 'removing'
@@ -83,7 +85,7 @@ async function removeEmptyClusters(req: RemoveHostsRequest): Promise<void> {
     if (!entry) continue
     const driver = await entry.load()
     if (!driver.removeCluster) continue
-    const {options} = resolveDriverOptions(entry, {}, r.driverOptions, req.env)
+    const options = hostDriverOptions(entry, r, req.env)
     const ctx = await driverContext(req.store, r.driver, req.reporter)
     try {
       await driver.removeCluster(r.cluster, options, ctx)

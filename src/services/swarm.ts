@@ -11,6 +11,7 @@ import {SwarmFormation, type JoinResult} from '../swarm/formation.js'
 import {advertiseAddress, checkManagers, managerAvailability, planSwarm, type AdvertiseType, type Availability, type HostSwarmState, type SwarmPlan} from '../swarm/plan.js'
 import type {Reporter} from '../ui/reporter.js'
 import type {HostOutcome} from './create-hosts.js'
+import {refuseMovedHosts} from './driver-context.js'
 
 /**
  * Worker joins at once by default. Measured on this 2-core machine (shared/notes and bench/swarm):
@@ -156,6 +157,7 @@ export async function swarmInit(req: SwarmInitRequest): Promise<SwarmBatchResult
     const {selectHosts} = await import('./select-hosts.js')
     targets = await selectHosts(store, req.patterns)
   } else targets = all
+  refuseMovedHosts(targets)
   if (targets.length === 0) throw usageError(`no hosts${req.cluster ? ` in cluster ${req.cluster}` : ''} to form a swarm from`, 'E_NO_HOSTS', 'create some first: belt create --driver local --count 3')
   const clusters = [...new Set(targets.map((t) => t.cluster))]
   if (clusters.length > 1) throw usageError(`the hosts belong to clusters ${clusters.join(', ')}`, 'E_TWO_CLUSTERS', 'name hosts of one cluster, or pass --cluster NAME')
@@ -258,6 +260,7 @@ export interface SwarmStatus {
 
 export async function swarmStatus(store: Store, cluster?: string): Promise<SwarmStatus> {
   const records = (await clusterRecords(store, cluster)).filter((r) => r.engine)
+  refuseMovedHosts(records)
   const managers = records.filter((r) => r.swarm?.role === 'manager')
   if (managers.length === 0) throw new UserError(`no host${cluster ? ` of cluster ${cluster}` : ''} is a swarm manager`, {code: 'E_NO_SWARM', exit: ExitCode.notFound, hint: 'form a swarm with: belt swarm init'})
   const api = new EngineSwarmApi(await storeClientTls(store), 30_000)

@@ -1,5 +1,6 @@
 import {Args} from '@oclif/core'
 import {BaseCommand} from '../../base-command.js'
+import {refuseMovedHosts} from '../../services/driver-context.js'
 import {openHost} from '../../services/host-access.js'
 import {fingerprintOf} from '../../ssh/keys.js'
 
@@ -14,6 +15,7 @@ export default class SshKeysReset extends BaseCommand<typeof SshKeysReset> {
   async run(): Promise<{name: string; fingerprint: string}> {
     const store = this.openStore()
     const before = await store.get(this.args.name)
+    refuseMovedHosts([before])
     // The old key stays recorded until the host answers: a failed attempt loses nothing.
     const remote = await openHost(store, {...before, hostKeys: undefined})
     await remote.close()
