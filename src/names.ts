@@ -5,18 +5,31 @@ export const MAX_NAMES = 10_000
 
 const LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/
 const RANGE = /\[([0-9]+):([0-9]+)\]/g
+/** What a glob over host names may contain once its ranges are expanded. */
+const GLOB = /^[a-z0-9*?-]+$/
 
 /**
  * Why `name` is not a DNS label (RFC 1123, lower case, at most 63 characters), or undefined when
  * it is one. Host names become hostnames, swarm node names and cloud resource names.
  */
-export function labelProblem(name: string): string | undefined {
-  if (name.length === 0) return 'a host name cannot be empty'
-  if (name.length > 63) return `'${name}' is ${name.length} characters long; a host name has at most 63`
-  if (/[A-Z]/.test(name) && LABEL.test(name.toLowerCase())) return `'${name}' has upper-case letters; host names are lower case: ${name.toLowerCase()}`
+export function labelProblem(name: string, what = 'host name'): string | undefined {
+  if (name.length === 0) return `a ${what} cannot be empty`
+  if (name.length > 63) return `'${name}' is ${name.length} characters long; a ${what} has at most 63`
+  if (/[A-Z]/.test(name) && LABEL.test(name.toLowerCase())) return `'${name}' has upper-case letters; ${what}s are lower case: ${name.toLowerCase()}`
   if (!LABEL.test(name))
-    return `'${name}' is not a valid host name: use lower-case letters, digits and '-', starting and ending with a letter or digit`
+    return `'${name}' is not a valid ${what}: use lower-case letters, digits and '-', starting and ending with a letter or digit`
   return undefined
+}
+
+/**
+ * Checks a cluster name (`--cluster`, `BELT_CLUSTER`): a DNS label like a host name, because it
+ * names a directory of the store (`keys/<cluster>`) and cloud resources. Returns it, or throws a
+ * usage UserError.
+ */
+export function checkClusterName(name: string): string {
+  const problem = labelProblem(name, 'cluster name')
+  if (problem) throw usageError(`--cluster (or BELT_CLUSTER): ${problem}`, 'E_CLUSTER_INVALID')
+  return name
 }
 
 /**
@@ -130,14 +143,29 @@ export function matchNames(patterns: readonly string[], existing: readonly strin
     }
   }
   for (const p of patterns) {
+    // Ranges expand first (a stray '[' or ']' is a usage error), so 'node[1:3]*' is three globs.
+    const expanded = expandPattern(p)
     if (/[*?]/.test(p)) {
-      const re = new RegExp('^' + p.replace(/[.+^${}()|\\-]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.') + '$')
-      const hits = existing.filter((n) => re.test(n))
-      if (hits.length === 0) missing.push(p)
-      hits.forEach(add)
+      const hits = new Set<string>()
+      for (const g of expanded) {
+        if (!GLOB.test(g))
+          throw usageError(
+            `'${p}' is not a valid name pattern: a glob has lower-case letters, digits, '-', '*' and '?'`,
+            'E_PATTERN_INVALID',
+            "quote it so that the shell passes it as is, e.g. 'node*'",
+          )
+        const re = new RegExp('^' + g.replace(/\*/g, '.*').replace(/\?/g, '.') + '$')
+        for (const n of existing) if (re.test(n)) hits.add(n)
+      }
+      if (hits.size === 0) missing.push(p)
+      existing.filter((n) => hits.has(n)).forEach(add)
       continue
     }
-    for (const n of expandPattern(p)) (have.has(n) ? add : (x: string) => missing.push(x))(n)
+    for (const n of expanded) {
+      const problem = labelProblem(n)
+      if (problem) throw usageError(problem, 'E_NAME_INVALID')
+      ;(have.has(n) ? add : (x: string) => missing.push(x))(n)
+    }
   }
   return {matched, missing}
 }

@@ -38,8 +38,19 @@ export async function fsyncDir(dir: string): Promise<void> {
   }
 }
 
-/** Creates `dir` (and parents) and forces its mode, which `mkdir` alone leaves to the umask. */
+/**
+ * Creates `dir` and its missing parents with `mode` (forced, since `mkdir` leaves it to the umask).
+ * A directory that already existed keeps its mode: Belt never chmods a directory it did not create
+ * (`--store /tmp` must not change /tmp).
+ */
 export async function ensurePrivateDir(dir: string, mode = 0o700): Promise<void> {
-  await fs.mkdir(dir, {recursive: true, mode})
-  await fs.chmod(dir, mode)
+  const first = await fs.mkdir(dir, {recursive: true, mode})
+  if (first === undefined) return
+  // mkdir returned the first directory it created; it and everything below it down to `dir` are new.
+  const created: string[] = []
+  for (let d = path.resolve(dir); ; d = path.dirname(d)) {
+    created.push(d)
+    if (d === path.resolve(first) || d === path.dirname(d)) break
+  }
+  for (const d of created.reverse()) await fs.chmod(d, mode)
 }

@@ -1,7 +1,8 @@
 import {promises as fs} from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import {ExitCode, UserError, environmentError, notFoundError} from '../errors.js'
+import {ExitCode, UserError, environmentError, notFoundError, usageError} from '../errors.js'
+import {labelProblem} from '../names.js'
 import {writeFileAtomic, ensurePrivateDir} from './atomic.js'
 import {Locks} from './lock.js'
 import {SCHEMA_VERSION, type HostRecord} from './types.js'
@@ -48,14 +49,33 @@ export class Store {
   get certsDir(): string {
     return path.join(this.dir, 'certs')
   }
+  /** `keys/<cluster>`; the cluster name must be a DNS label (a usage error otherwise). */
   keysDir(cluster: string): string {
-    return path.join(this.dir, 'keys', cluster)
+    const problem = labelProblem(cluster, 'cluster name')
+    if (problem) throw usageError(problem, 'E_CLUSTER_INVALID')
+    return this.child(path.join(this.dir, 'keys'), cluster)
   }
   driverDir(driver: string): string {
-    return path.join(this.dir, 'drivers', driver)
+    return this.child(path.join(this.dir, 'drivers'), driver)
   }
+  /** `hosts/<name>.json`; the name must be a DNS label (a usage error otherwise). */
   recordFile(name: string): string {
-    return path.join(this.hostsDir, `${name}.json`)
+    const problem = labelProblem(name)
+    if (problem) throw usageError(problem, 'E_NAME_INVALID', 'run `belt ls` to see the hosts')
+    return this.child(this.hostsDir, `${name}.json`)
+  }
+
+  /**
+   * Every path derived from a name goes through here: `entry` must be one plain directory entry of
+   * `parent`, and the result strictly inside the store, so that no name (`../..`, `/etc`, `a/b`)
+   * makes Belt read, write or chmod anything outside it.
+   */
+  private child(parent: string, entry: string): string {
+    const p = path.join(parent, entry)
+    const rel = path.relative(path.resolve(this.dir), path.resolve(p))
+    if (!entry || entry === '.' || entry === '..' || /[/\\\0]/.test(entry) || rel === '' || rel.startsWith('..') || path.isAbsolute(rel))
+      throw usageError(`'${entry}' would name a path outside ${parent}`, 'E_PATH_OUTSIDE_STORE', 'use names made of lower-case letters, digits and -')
+    return p
   }
 
   /** Creates the directory tree with private modes. Idempotent. */
@@ -179,8 +199,11 @@ export class Store {
   }
 }
 
-/** Parses and migrates a record file; every problem becomes a UserError naming the file. */
-export function parseRecord(file: string, name: string, text: string): HostRecord {
+/**
+ * Parses, migrates and validates a record file (against the schema of record-schema.ts, loaded on
+ * first use); every problem becomes a UserError (exit 5) naming the file and the field.
+ */
+export async function parseRecord(file: string, name: string, text: string): Promise<HostRecord> {
   const bad = (why: string) =>
     new UserError(`host record ${file} is unreadable: ${why}`, {
       code: 'E_RECORD_CORRUPT',
@@ -203,8 +226,11 @@ export function parseRecord(file: string, name: string, text: string): HostRecor
       hint: 'upgrade belt',
     })
   if (r.name !== name) throw bad(`its name field is ${JSON.stringify(r.name)}, not ${JSON.stringify(name)}`)
-  if (typeof r.driver !== 'string' || typeof r.phase !== 'string') throw bad('driver or phase missing')
-  return migrate(r as HostRecord)
+  const migrated = migrate(r as HostRecord)
+  const {recordProblem} = await import('./record-schema.js')
+  const problem = recordProblem(migrated)
+  if (problem) throw bad(problem)
+  return migrated
 }
 
 /** Upgrades older record shapes in memory; the next write saves the new shape. */

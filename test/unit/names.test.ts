@@ -1,6 +1,6 @@
 import {describe, expect, it} from 'vitest'
 import {UserError} from '../../src/errors.js'
-import {expandNames, expandPattern, labelProblem, matchNames, nextNames, summarizeNames} from '../../src/names.js'
+import {checkClusterName, expandNames, expandPattern, labelProblem, matchNames, nextNames, summarizeNames} from '../../src/names.js'
 
 describe('expandPattern', () => {
   it.each([
@@ -103,8 +103,28 @@ describe('matchNames', () => {
     [['nosuch'], [], ['nosuch']],
     [['db*'], [], ['db*']],
     [['node1', 'node1'], ['node1'], []],
+    [['node[1:2]*'], ['node1', 'node2'], []],
+    [['*1'], ['node1', 'web1'], []],
   ])('%j', (patterns, matched, missing) => {
     expect(matchNames(patterns, existing)).toEqual({matched, missing})
+  })
+
+  // A stray bracket used to reach new RegExp() and print a SyntaxError with its stack (exit 1).
+  it.each(['node[*', 'x[*', 'node]*', 'node[1:2*', 'node[a:b]*', 'node.*', 'no/de*', 'Node*'])('%j is a one-line usage error (exit 2)', (p) => {
+    expect(() => matchNames([p], existing)).toThrow(expect.objectContaining({code: 'E_PATTERN_INVALID', exit: 2}))
+  })
+
+  it.each(['../../leak', '/etc/passwd', 'Node1', 'a_b'])('%j is not a host name: usage error (exit 2), not "not found"', (p) => {
+    expect(() => matchNames([p], existing)).toThrow(expect.objectContaining({code: 'E_NAME_INVALID', exit: 2}))
+  })
+})
+
+describe('checkClusterName', () => {
+  it.each(['default', 'prod-eu', 'c1'])('accepts %j', (c) => {
+    expect(checkClusterName(c)).toBe(c)
+  })
+  it.each(['../../escaped', '..', '../../..', 'BAD!', 'a/b', '', 'x'.repeat(64)])('refuses %j with one line naming the flag (exit 2)', (c) => {
+    expect(() => checkClusterName(c)).toThrow(expect.objectContaining({code: 'E_CLUSTER_INVALID', exit: 2, message: expect.stringMatching(/^--cluster \(or BELT_CLUSTER\): [^\n]*cluster name/)}))
   })
 })
 

@@ -1,9 +1,10 @@
-import {mkdtemp, readFile, rm, stat, writeFile} from 'node:fs/promises'
+import {chmod, mkdir, mkdtemp, readFile, rm, stat, writeFile} from 'node:fs/promises'
+import {existsSync} from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import {afterEach, beforeEach, describe, expect, it} from 'vitest'
 import {UserError} from '../../src/errors.js'
-import {writeFileAtomic} from '../../src/store/atomic.js'
+import {ensurePrivateDir, writeFileAtomic} from '../../src/store/atomic.js'
 import {Store, newRecord, parseRecord} from '../../src/store/store.js'
 
 let dir: string
@@ -76,6 +77,71 @@ describe('Store', () => {
   })
 })
 
+describe('Store containment: no name reaches outside the store', () => {
+  it.each(['../../escaped', '..', '../x', '/etc', 'a/b', 'BAD!', ''])('keysDir(%j) is a usage error (exit 2)', (cluster) => {
+    expect(() => store.keysDir(cluster)).toThrow(expect.objectContaining({code: 'E_CLUSTER_INVALID', exit: 2}))
+  })
+
+  it.each(['../../leak', '../hosts/x', '/etc/passwd', 'a/b', 'Node1', ''])('recordFile(%j) is a usage error (exit 2)', (name) => {
+    expect(() => store.recordFile(name)).toThrow(expect.objectContaining({code: 'E_NAME_INVALID', exit: 2}))
+  })
+
+  it.each(['..', '../../x', '/tmp'])('driverDir(%j) is refused', (driver) => {
+    expect(() => store.driverDir(driver)).toThrow(expect.objectContaining({code: 'E_PATH_OUTSIDE_STORE', exit: 2}))
+  })
+
+  it('keeps valid names inside the store', () => {
+    expect(store.keysDir('default')).toBe(path.join(store.dir, 'keys', 'default'))
+    expect(store.recordFile('node1')).toBe(path.join(store.dir, 'hosts', 'node1.json'))
+    expect(store.driverDir('local')).toBe(path.join(store.dir, 'drivers', 'local'))
+  })
+
+  it('get and tryGet of a name that is not a host name never read outside the store', async () => {
+    // A record planted where hosts/../../leak.json points, valid in every other way.
+    await writeFile(path.join(dir, 'leak.json'), JSON.stringify(rec('../../leak')))
+    await expect(store.get('../../leak')).rejects.toMatchObject({code: 'E_NAME_INVALID', exit: 2})
+    await expect(store.tryGet('../../leak')).rejects.toMatchObject({code: 'E_NAME_INVALID', exit: 2})
+    await expect(store.update('../../leak', () => undefined)).rejects.toMatchObject({exit: 2})
+  })
+
+  it('list() shows a record with a bad field as corrupt, naming the field, and lists the others', async () => {
+    await store.reserve(() => [rec('node1'), rec('node2')])
+    await writeFile(store.recordFile('node2'), JSON.stringify({...rec('node2'), phase: 'created', machine: {}}))
+    const {records, corrupt} = await store.list()
+    expect(records.map((r) => r.name)).toEqual(['node1'])
+    expect(corrupt.map((c) => c.name)).toEqual(['node2'])
+    expect(corrupt[0]!.problem).toMatch(/hosts\/node2\.json is unreadable: machine\.id: expected string/)
+    await expect(store.get('node2')).rejects.toMatchObject({code: 'E_RECORD_CORRUPT', exit: 5})
+  })
+})
+
+describe('private directories', () => {
+  it('init() leaves the mode of a store directory that already existed alone', async () => {
+    const existing = path.join(dir, 'shared')
+    await mkdir(existing, {mode: 0o755})
+    await chmod(existing, 0o755)
+    const s = new Store(existing)
+    await s.init()
+    await s.journal({kind: 'x', id: '1', driver: 'fake', action: 'created'})
+    expect((await stat(existing)).mode & 0o777).toBe(0o755)
+    expect((await stat(s.hostsDir)).mode & 0o777).toBe(0o700)
+  })
+
+  it('ensurePrivateDir makes every directory it creates 0700 and chmods none that existed', async () => {
+    const top = path.join(dir, 'top')
+    await mkdir(top, {mode: 0o751})
+    await chmod(top, 0o751)
+    await ensurePrivateDir(top)
+    await ensurePrivateDir(path.join(top, 'a', 'b', 'c'))
+    expect((await stat(top)).mode & 0o777).toBe(0o751)
+    for (const d of ['a', 'a/b', 'a/b/c']) expect((await stat(path.join(top, d))).mode & 0o777, d).toBe(0o700)
+    await chmod(path.join(top, 'a'), 0o711)
+    await ensurePrivateDir(path.join(top, 'a', 'b'))
+    expect((await stat(path.join(top, 'a'))).mode & 0o777).toBe(0o711)
+    expect(existsSync(path.join(top, 'a', 'b', 'c'))).toBe(true)
+  })
+})
+
 describe('parseRecord', () => {
   it.each([
     ['not json', /unreadable/],
@@ -83,8 +149,40 @@ describe('parseRecord', () => {
     ['{"name":"a"}', /no schemaVersion/],
     ['{"schemaVersion":99,"name":"a","driver":"x","phase":"created"}', /newer than this belt/],
     ['{"schemaVersion":1,"name":"b","driver":"x","phase":"created"}', /name field/],
-  ])('%s', (text, msg) => {
-    expect(() => parseRecord('/s/hosts/a.json', 'a', text)).toThrow(msg)
+  ])('%s', async (text, msg) => {
+    await expect(parseRecord('/s/hosts/a.json', 'a', text)).rejects.toThrow(msg)
+  })
+
+  const valid = () => ({...rec('a'), phase: 'created', machine: {id: 'm1', address: '192.0.2.1', ssh: {user: 'root', port: 22}, data: {}}})
+  const corrupt = async (r: unknown) => parseRecord('/s/hosts/a.json', 'a', JSON.stringify(r)).then(() => undefined, (e: unknown) => e)
+
+  it('accepts a valid record and keeps the keys it does not know (never strips them)', async () => {
+    const r = await parseRecord('/s/hosts/a.json', 'a', JSON.stringify({...valid(), futureField: {x: 1}}))
+    expect(r.machine!.address).toBe('192.0.2.1')
+    expect((r as unknown as {futureField: unknown}).futureField).toEqual({x: 1})
+  })
+
+  it.each([
+    ['"machine": {}', {machine: {}}, /machine\.id: expected string/],
+    ['a machine without an address', {machine: {id: 'm1', ssh: {user: 'root', port: 22}, data: {}}}, /: machine\.address: expected string/],
+    ['an SSH port that is a string', {machine: {id: 'm1', address: 'a', ssh: {user: 'root', port: '22'}, data: {}}}, /machine\.ssh\.port: expected number/],
+    ['a resource without an id', {resources: [{kind: 'droplet', at: 'now'}]}, /resources\[0\]\.id: expected string/],
+    ['an unknown phase', {phase: 'flying'}, /phase: /],
+    ['a cluster that would leave the store', {cluster: '../../x'}, /cluster: '\.\.\/\.\.\/x' is not a valid cluster name/],
+    ['an engine without its url', {engine: {id: 'e', name: 'n', serverVersion: '1', labels: [], config: {labels: [], opts: [], insecureRegistries: [], registryMirrors: []}}}, /engine\.url: expected string/],
+  ])('reports %s as corrupt, naming the file and the field (exit 5)', async (_what, patch, msg) => {
+    const e = await corrupt({...valid(), ...patch})
+    expect(e).toBeInstanceOf(UserError)
+    expect(e).toMatchObject({code: 'E_RECORD_CORRUPT', exit: 5})
+    expect((e as Error).message).toContain('/s/hosts/a.json')
+    expect((e as Error).message).toMatch(msg)
+    expect((e as Error).message).not.toContain('\n')
+  })
+
+  it('still migrates an older record without resources, times or driverOptions', async () => {
+    const {resources: _r, times: _t, driverOptions: _d, ...old} = valid()
+    const r = await parseRecord('/s/hosts/a.json', 'a', JSON.stringify(old))
+    expect(r).toMatchObject({resources: [], times: {}, driverOptions: {}})
   })
 })
 
