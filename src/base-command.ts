@@ -1,6 +1,8 @@
 import {Command, Flags, Interfaces, Errors} from '@oclif/core'
-import {ExitCode, PartialFailure, UserError, oneLine} from './errors.js'
+import {ExitCode, InterruptedBatch, PartialFailure, UserError, oneLine} from './errors.js'
+import {Interrupt} from './scheduler/interrupt.js'
 import {Store, defaultStoreDir} from './store/store.js'
+import {checkClusterName} from './names.js'
 
 export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof BaseCommand)['baseFlags'] & T['flags']>
 export type BaseArgs<T extends typeof Command> = Interfaces.InferredArgs<T['args']>
@@ -35,6 +37,39 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     this.flags = flags as BaseFlags<T>
     this.args = args as BaseArgs<T>
     this.positional = argv as string[]
+    // Every --cluster / BELT_CLUSTER is a DNS label: it names a directory of the store (keys/<cluster>).
+    const cluster = (flags as {cluster?: unknown}).cluster
+    if (typeof cluster === 'string') checkClusterName(cluster)
+  }
+
+  private interruptHandle?: Interrupt
+
+  /**
+   * The run's cancellation signal, for commands that fan out over hosts. The first call takes over
+   * SIGINT and SIGTERM: the first one aborts this signal (every window starts nothing new, work in
+   * flight returns and is recorded), a second one exits at once with 130. Commands that never ask
+   * keep Node's default (Ctrl-C ends them at once).
+   */
+  protected interruptSignal(): AbortSignal {
+    this.interruptHandle ??= new Interrupt().install({
+      onFirst: () =>
+        process.stderr.write('\nInterrupted: starting nothing new; waiting for requests in flight so that every resource is recorded. Press Ctrl-C again to exit now.\n'),
+      onSecond: () => {
+        process.stderr.write('Exiting now; every resource id known so far is in the journal. Run the same command again to finish.\n')
+        process.exit(ExitCode.interrupted)
+      },
+    })
+    return this.interruptHandle.signal
+  }
+
+  /** True when the run was interrupted (first Ctrl-C or SIGTERM). */
+  protected get interrupted(): boolean {
+    return this.interruptHandle?.interrupted ?? false
+  }
+
+  protected override async finally(err: Error | undefined): Promise<unknown> {
+    this.interruptHandle?.dispose()
+    return super.finally(err)
   }
 
   /** The store named by --store / BELT_STORE / ~/.belt. */

@@ -6,7 +6,7 @@ import {promisify} from 'node:util'
 import {ExitCode, UserError, environmentError, usageError} from '../../src/errors.js'
 import {Locks} from '../../src/store/lock.js'
 import {packageRoot} from '../../src/templates.js'
-import type {Driver, DriverContext, DriverOptions, HostSpec, Machine, MachineState} from '../driver.js'
+import type {Driver, DriverContext, DriverOptions, HostSpec, Machine, MachineState, ResourceId} from '../driver.js'
 import {
   firstFreeIndex,
   hostAddress,
@@ -85,6 +85,14 @@ async function restoreNeighbourLimits(): Promise<void> {
   for (const k of ['gc_thresh1', 'gc_thresh2', 'gc_thresh3']) if (Number.isInteger(saved[k])) await fs.writeFile(neighFile(k), String(saved[k])).catch(() => undefined)
   await fs.rm(NEIGH_ORIGINAL, {force: true})
 }
+
+/**
+ * A backing option, not a flag: the emulators set it so that a host behaves like a cloud image
+ * whose login user is this one (cloud-init's default user: the key in its authorized_keys,
+ * passwordless sudo, root's key answering only "Please login as the user ..."). Hosts of
+ * `belt create --driver local` never have it and log in as root.
+ */
+export const CLOUD_USER_OPTION = 'cloud-user'
 
 /** Present while /run/netns exists only because Belt created it. */
 const RUN_NETNS_MARK = '/run/belt/created-run-netns'
@@ -191,6 +199,10 @@ export class LocalDriver implements Driver {
 
   async create(spec: HostSpec, ctx: DriverContext): Promise<Machine> {
     const net = network(spec.options)
+    // A local host is cheap to make: what an interrupted attempt left is removed, not adopted.
+    if (spec.leftovers) await this.removeLeftovers({name: spec.name, cluster: spec.cluster.name}, spec.leftovers, spec.options, ctx)
+    const cloudUser = spec.options[CLOUD_USER_OPTION] === 'root' ? undefined : spec.options[CLOUD_USER_OPTION] || undefined
+    if (cloudUser !== undefined && !/^[a-z_][a-z0-9_-]{0,31}$/.test(cloudUser)) throw new Error(`the local driver cannot make '${cloudUser}' a cloud image's login user`)
     const {index, ns} = await this.allocate(net, spec.name, ctx)
     const dir = path.join(ctx.stateDir, 'hosts', ns)
     const address = hostAddress(net, index)
@@ -203,7 +215,8 @@ export class LocalDriver implements Driver {
         await fs.chmod(path.join(dir, 'lib', f), 0o755)
       }
       await fs.writeFile(path.join(dir, 'authorized_keys'), spec.cluster.sshPublicKey.trim() + '\n', {mode: 0o644})
-      const partial: Machine = {id: ns, address, ssh: {user: 'root', port: 22}, data: {name: spec.name, netns: ns, subnet: net.cidr, index, dir, pid: 0} satisfies LocalMachineData}
+      if (cloudUser) await fs.writeFile(path.join(dir, 'cloud-user'), cloudUser + '\n', {mode: 0o644})
+      const partial: Machine = {id: ns, address, ssh: {user: cloudUser ?? 'root', port: 22}, data: {name: spec.name, netns: ns, subnet: net.cidr, index, dir, pid: 0} satisfies LocalMachineData}
       return await this.boot(partial, ctx)
     } catch (e) {
       await this.destroy({ns, dir, index}, net, ctx).catch(() => undefined)
@@ -302,6 +315,24 @@ export class LocalDriver implements Driver {
     const d = m.data as unknown as LocalMachineData
     const net = network({...options, subnet: d.subnet})
     await this.destroy({ns: d.netns, dir: d.dir, index: d.index}, net, ctx)
+  }
+
+  /**
+   * Removes what an interrupted create left: the journaled namespaces, and any namespace of this
+   * subnet named for the host whose directory is in this store (another store's host of the same
+   * name is never touched).
+   */
+  async removeLeftovers(host: {name: string; cluster: string}, leftovers: readonly ResourceId[], options: DriverOptions, ctx: DriverContext): Promise<void> {
+    const net = network(options)
+    const own = new RegExp(`^belt-${net.tag.replace(/[^a-z0-9-]/g, '')}-([0-9]+)-${host.name}$`)
+    const names = new Set(leftovers.filter((r) => r.kind === 'netns').map((r) => r.id))
+    for (const ns of await fs.readdir('/run/netns').catch(() => [] as string[]))
+      if (own.test(ns) && existsSync(path.join(ctx.stateDir, 'hosts', ns))) names.add(ns)
+    for (const ns of names) {
+      const m = own.exec(ns)
+      if (!m) throw new Error(`namespace ${ns} is not one of host ${host.name} on ${net.cidr}`)
+      await this.destroy({ns, dir: path.join(ctx.stateDir, 'hosts', ns), index: Number(m[1])}, net, ctx)
+    }
   }
 
   /** Kills every process of the host, deletes its namespace, directory and cgroups; then the hub if unused. */

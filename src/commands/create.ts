@@ -3,6 +3,7 @@ import {input, password, select} from '@inquirer/prompts'
 import {drivers, findDriver, flagName} from '../../drivers/registry.js'
 import {BaseCommand, canPrompt} from '../base-command.js'
 import {usageError} from '../errors.js'
+import {expandNames, nextNames} from '../names.js'
 import {engineConfigFrom, engineFlags} from '../engine-flags.js'
 import {runCreatePipeline} from '../services/pipeline.js'
 import {swarmFlags, swarmSettingsFrom} from '../swarm-flags.js'
@@ -63,6 +64,9 @@ export default class Create extends BaseCommand<typeof Create> {
       throw usageError('give host names or --count, not both', 'E_NAMES_AND_COUNT')
     if (this.flags.count === undefined && patterns.length === 0)
       throw usageError('no hosts to create', 'E_NO_NAMES', 'name them (belt create --driver local node[1:3]) or pass --count N')
+    // Names and --prefix are checked before anything exists (a usage error leaves no store behind).
+    if (this.flags.count === undefined) expandNames(patterns)
+    else nextNames(this.flags.prefix, this.flags.count, [])
 
     const entry = findDriver(await this.chooseDriver())!
     const given: Record<string, string | undefined> = {}

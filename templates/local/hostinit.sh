@@ -87,7 +87,8 @@ if [ -f /etc/init.d/docker ]; then
          -e 's/^\(\s*\)ulimit -\([pu]\) unlimited$/\1ulimit -\2 unlimited 2>\/dev\/null || true/' /etc/init.d/docker
 fi
 
-# sshd with this host's own keys (made once, kept across restarts) and the cluster key for root.
+# sshd with this host's own keys (made once, kept across restarts) and the cluster key for the
+# login user: root, or the cloud user of $H/cloud-user (written by the driver for emulated images).
 if [ ! -f "$H/.host-keys-made" ]; then
   rm -f /etc/ssh/ssh_host_*
   ssh-keygen -q -t ed25519 -N '' -C "root@$NAME" -f /etc/ssh/ssh_host_ed25519_key
@@ -95,7 +96,33 @@ if [ ! -f "$H/.host-keys-made" ]; then
   touch "$H/.host-keys-made"
 fi
 mkdir -p -m 700 /root/.ssh
-install -m 600 "$H/authorized_keys" /root/.ssh/authorized_keys
+if [ -s "$H/cloud-user" ]; then
+  # A host that stands for a cloud image (the EC2 emulator's Ubuntu AMIs): the image's login user,
+  # made as cloud-init makes its default user. The key in ~USER/.ssh/authorized_keys, passwordless
+  # sudo, and root's copy of the key answering only "Please login as the user ..." (disable_root).
+  # Password '*' rather than useradd's locked '!': sshd without PAM refuses locked accounts.
+  U=$(cat "$H/cloud-user")
+  case $U in ''|root|*[!a-z0-9_-]*|[!a-z_]*) echo "hostinit: '$U' cannot be the cloud login user" >&2; exit 1 ;; esac
+  if [ ! -u /usr/bin/sudo ]; then
+    echo "hostinit: a host whose login user is $U needs the real sudo on this machine: apt-get install sudo" >&2
+    exit 1
+  fi
+  groups=$(for g in adm sudo; do getent group "$g" >/dev/null && printf '%s,' "$g"; done)
+  id -u "$U" >/dev/null 2>&1 || useradd -m -s /bin/bash -p '*' ${groups:+-G "${groups%,}"} "$U"
+  UH=$(getent passwd "$U" | cut -d: -f6)
+  install -d -m 700 -o "$U" -g "$U" "$UH/.ssh"
+  install -m 600 -o "$U" -g "$U" "$H/authorized_keys" "$UH/.ssh/authorized_keys"
+  mkdir -p /etc/sudoers.d
+  printf '# Created by belt local host init, as cloud-init does\n# User rules for %s\n%s ALL=(ALL) NOPASSWD:ALL\n' "$U" "$U" > /etc/sudoers.d/90-cloud-init-users
+  chmod 440 /etc/sudoers.d/90-cloud-init-users
+  while IFS= read -r key || [ -n "$key" ]; do
+    [ -n "$key" ] || continue
+    printf 'no-port-forwarding,no-agent-forwarding,no-X11-forwarding,command="echo '"'"'Please login as the user \\"%s\\" rather than the user \\"root\\".'"'"';echo;sleep 10;exit 142" %s\n' "$U" "$key"
+  done < "$H/authorized_keys" > /root/.ssh/authorized_keys
+  chmod 600 /root/.ssh/authorized_keys
+else
+  install -m 600 "$H/authorized_keys" /root/.ssh/authorized_keys
+fi
 mkdir -p /etc/ssh/sshd_config.d
 cat > /etc/ssh/sshd_config.d/00-belt-local.conf <<CONF
 ListenAddress 0.0.0.0:22
