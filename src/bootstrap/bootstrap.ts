@@ -1,8 +1,8 @@
 import {createHash} from 'node:crypto'
 import type {Machine} from '../../drivers/driver.js'
-import {shQuote} from '../ssh/quote.js'
+import {ExitCode, UserError} from '../errors.js'
 import type {Remote} from '../ssh/remote.js'
-import {execOk} from '../ssh/remote.js'
+import {RemoteCommandError, execOk, redirectedLogin} from '../ssh/remote.js'
 import {
   DOCKER_TLS_PORT,
   ENGINE_PATHS,
@@ -11,10 +11,15 @@ import {
   dropIn,
   hostnameCommand,
   installScript,
+  installStagedCommand,
   parseProbe,
   privileged,
   probeCommand,
+  readFileCommand,
+  removeStagingCommand,
   restartEngineCommand,
+  runScriptOnceCommand,
+  stagingDirCommand,
   type EngineConfig,
   type Probe,
 } from './commands.js'
@@ -56,6 +61,8 @@ export interface BootstrapInput {
   forceRestart?: boolean
   /** daemon.json keys a driver needs (e.g. a cgroup parent per local host). */
   daemonExtra?: Readonly<Record<string, unknown>>
+  /** The flag that sets the login user (e.g. `--amazonec2-ssh-user`), named when the host refuses the user. */
+  userFlag?: string
   log(message: string): void
   timeouts?: {cloudInitMs?: number; installMs?: number; engineMs?: number}
   signal?: AbortSignal
@@ -80,13 +87,17 @@ const sha256 = (s: string) => createHash('sha256').update(s).digest('hex')
  * idempotent: files are compared by hash and only changed ones are written; the engine restarts only
  * when its configuration changed or it is not running. Resolves once the engine answers over TLS
  * with the client certificate; rejects with the failing step otherwise.
+ *
+ * The login user may be root or any user with passwordless sudo (Ubuntu's `ubuntu` on EC2): then
+ * every privileged step runs through `sudo -n`, and files go by SFTP into a private staging
+ * directory and are moved into place by `sudo install` with their modes.
  */
 export async function bootstrapHost(input: BootstrapInput): Promise<BootstrapResult> {
   const {remote, machine, log} = input
   const user = machine.ssh.user
   const run = (cmd: string, timeoutMs?: number) => execOk(remote, privileged(cmd, user), {timeoutMs})
 
-  let probe: Probe = parseProbe((await run(probeCommand())).stdout)
+  let probe: Probe = parseProbe((await firstCommand(input, privileged(probeCommand(), user))).stdout)
   if (probe.cloudInit) {
     log('waiting for cloud-init to finish')
     await run(cloudInitWaitCommand, input.timeouts?.cloudInitMs ?? 600_000)
@@ -97,8 +108,8 @@ export async function bootstrapHost(input: BootstrapInput): Promise<BootstrapRes
     log(`installing the Docker engine on ${probe.os.prettyName ?? probe.os.id}`)
     const script = installScript(probe.os, input.engine, {debian: input.templates.installDebian, script: input.templates.installScript})
     const path = '/tmp/belt-install-engine.sh'
-    await putFile(remote, user, path, script, 0o700)
-    await run(`sh ${path}; rc=$?; rm -f ${path}; exit $rc`, input.timeouts?.installMs ?? 900_000)
+    await putFiles(remote, user, [{path, content: script, mode: 0o700}])
+    await run(runScriptOnceCommand(path), input.timeouts?.installMs ?? 900_000)
     probe = parseProbe((await run(probeCommand())).stdout)
     if (!probe.dockerd) throw new Error('the engine install finished but dockerd is still not on the PATH')
     installed = true
@@ -107,7 +118,7 @@ export async function bootstrapHost(input: BootstrapInput): Promise<BootstrapRes
   await run(`${hostnameCommand(input.name)} && mkdir -p ${ENGINE_PATHS.dir} ${ENGINE_PATHS.dropInDir}`)
 
   // Server certificate: keep the one on the host when it is still right, so a re-run restarts nothing.
-  const currentCert = probe.sums.has(ENGINE_PATHS.cert) ? (await remote.download(ENGINE_PATHS.cert).catch(() => undefined))?.toString('utf8') : undefined
+  const currentCert = probe.sums.has(ENGINE_PATHS.cert) ? await readHostFile(remote, user, ENGINE_PATHS.cert) : undefined
   const keep = !input.forceRestart && probe.sums.has(ENGINE_PATHS.key) && input.keepServerCert(currentCert)
   const server = keep ? undefined : await input.issueServerCert()
 
@@ -117,12 +128,9 @@ export async function bootstrapHost(input: BootstrapInput): Promise<BootstrapRes
     {path: ENGINE_PATHS.dropIn, content: dropIn(probe.dockerd, input.templates.dropIn), mode: 0o644},
   ]
   if (server) files.push({path: ENGINE_PATHS.cert, content: server.certPem, mode: 0o644}, {path: ENGINE_PATHS.key, content: server.keyPem, mode: 0o600})
-  const changed: string[] = []
-  for (const f of files) {
-    if (probe.sums.get(f.path) === sha256(f.content)) continue
-    await putFile(remote, user, f.path, f.content, f.mode)
-    changed.push(f.path)
-  }
+  const changing = files.filter((f) => probe.sums.get(f.path) !== sha256(f.content))
+  await putFiles(remote, user, changing)
+  const changed: string[] = changing.map((f) => f.path)
   if (input.resetEngineId && probe.keyJson) {
     await run(`rm -f ${ENGINE_PATHS.keyJson}`)
     changed.push(ENGINE_PATHS.keyJson)
@@ -138,18 +146,55 @@ export async function bootstrapHost(input: BootstrapInput): Promise<BootstrapRes
 }
 
 /**
- * Writes a file on the host with an explicit mode, by SFTP (no content ever passes through a shell
- * command line). As root, straight to the path; otherwise into a private temp directory, then
- * `sudo install` to the path.
+ * Runs the first command of a bootstrap, and turns a host that lets the user in only to refuse it
+ * (cloud-init's "Please login as the user ..." for root on Ubuntu images) into one line that names
+ * the user to log in as and the flag that sets it.
  */
-export async function putFile(remote: Remote, user: string, path: string, content: string, mode: number): Promise<void> {
-  if (user === 'root') return remote.upload(path, content, mode)
-  const dir = (await execOk(remote, 'mktemp -d /tmp/belt.XXXXXXXX')).stdout.trim()
-  const tmp = `${dir}/file`
+async function firstCommand(input: BootstrapInput, command: string) {
+  const r = await input.remote.exec(command)
+  if (r.code === 0) return r
+  const wanted = redirectedLogin(r)
+  if (wanted) {
+    const m = input.machine
+    throw new UserError(
+      `${input.name} (${m.address}) refuses logins as ${m.ssh.user} and asks for user ${wanted}: ${input.userFlag ? `pass ${input.userFlag} ${wanted}` : `log in as ${wanted}`}`,
+      {code: 'E_SSH_WRONG_USER', exit: ExitCode.environment},
+    )
+  }
+  if (input.machine.ssh.user !== 'root' && /sudo: a (password|terminal) is required/.test(r.stderr))
+    throw new UserError(`${input.name} (${input.machine.address}): user ${input.machine.ssh.user} has no passwordless sudo, which belt needs to set up the engine`, {
+      code: 'E_SUDO_PASSWORD',
+      exit: ExitCode.environment,
+    })
+  throw new RemoteCommandError('the host probe', r)
+}
+
+/** A file on the host as text, or undefined when it cannot be read; through sudo when not root. */
+async function readHostFile(remote: Remote, user: string, path: string): Promise<string | undefined> {
+  if (user === 'root') return (await remote.download(path).catch(() => undefined))?.toString('utf8')
+  const r = await remote.exec(privileged(readFileCommand(path), user))
+  return r.code === 0 ? r.stdout : undefined
+}
+
+/**
+ * Writes files on the host with explicit modes, by SFTP (no content ever passes through a shell
+ * command line). As root, straight to each path. Otherwise into a private staging directory
+ * (0700, the user's; each file 0600), then one `sudo -n install -o root -m MODE` puts them all in
+ * place, and the staging directory goes.
+ */
+export async function putFiles(remote: Remote, user: string, files: readonly {path: string; content: string; mode: number}[]): Promise<void> {
+  if (files.length === 0) return
+  if (user === 'root') {
+    for (const f of files) await remote.upload(f.path, f.content, f.mode)
+    return
+  }
+  const dir = (await execOk(remote, stagingDirCommand)).stdout.trim()
+  if (!dir.startsWith('/tmp/belt.')) throw new Error(`mktemp answered ${JSON.stringify(dir.slice(0, 80))}, not a staging directory`)
   try {
-    await remote.upload(tmp, content, 0o600)
-    await execOk(remote, privileged(`install -o root -g root -m ${mode.toString(8)} ${shQuote(tmp)} ${shQuote(path)}`, user))
+    const staged = files.map((f, i) => ({from: `${dir}/${i}`, to: f.path, mode: f.mode}))
+    for (const [i, f] of files.entries()) await remote.upload(staged[i]!.from, f.content, 0o600)
+    await execOk(remote, privileged(installStagedCommand(staged), user), {what: `sudo install of ${files.map((f) => f.path).join(', ')}`})
   } finally {
-    await remote.exec(`rm -rf ${shQuote(dir)}`).catch(() => undefined)
+    await remote.exec(removeStagingCommand(dir)).catch(() => undefined)
   }
 }

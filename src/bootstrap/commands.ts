@@ -62,6 +62,37 @@ export function privileged(command: string, user: string): string {
 }
 
 /**
+ * For a login user other than root: a private directory (0700, the user's) that files are
+ * uploaded to by SFTP before `sudo` moves them into place. Run as the user, not privileged.
+ */
+export const stagingDirCommand = 'mktemp -d /tmp/belt.XXXXXXXX'
+
+/** Removes a staging directory made by {@link stagingDirCommand} (as the user: its files are theirs). */
+export function removeStagingCommand(dir: string): string {
+  return `rm -rf -- ${shQuote(dir)}`
+}
+
+/**
+ * Moves staged files into place, owned by root with explicit modes (`install` sets the mode, not
+ * the umask). One command for the batch; run privileged.
+ */
+export function installStagedCommand(files: readonly {from: string; to: string; mode: number}[]): string {
+  if (files.length === 0) throw new Error('no staged files to install')
+  return files.map((f) => `install -o root -g root -m ${f.mode.toString(8).padStart(4, '0')} ${shQuote(f.from)} ${shQuote(f.to)}`).join(' && ')
+}
+
+/** Prints a file (one the login user may not be allowed to read by SFTP); run privileged. */
+export function readFileCommand(path: string): string {
+  return `cat -- ${shQuote(path)}`
+}
+
+/** Runs an uploaded script once and removes it, keeping the script's exit status; run privileged. */
+export function runScriptOnceCommand(path: string): string {
+  const q = shQuote(path)
+  return `sh ${q}; rc=$?; rm -f ${q}; exit $rc`
+}
+
+/**
  * One round trip that tells the bootstrapper what it needs: os-release, the dockerd path (empty when
  * absent), whether cloud-init exists, and the sha256 of the files belt manages (to skip a restart
  * when nothing changed).

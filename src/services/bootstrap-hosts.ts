@@ -73,7 +73,8 @@ export async function bootstrapOne(setup: BootstrapSetup, name: string, o: Boots
     })
     const entry = setup.drivers(record.driver)
     const driver: Driver | undefined = entry ? await entry.load() : undefined
-    const remote = await openHost(store, record, {waitMs: SSH_WAIT_MS, signal: o.signal})
+    const userFlag = driver?.options.some((opt) => opt.name === 'ssh-user') ? `--${driver.name}-ssh-user` : undefined
+    const remote = await openHost(store, record, {waitMs: SSH_WAIT_MS, signal: o.signal, userFlag})
     await store.update(name, (r) => {
       r.times.sshUp ??= new Date().toISOString()
     })
@@ -94,6 +95,7 @@ export async function bootstrapOne(setup: BootstrapSetup, name: string, o: Boots
         resetEngineId: firstBootstrap,
         forceRestart: o.renewCert,
         daemonExtra: driver?.engineConfig?.(machine),
+        userFlag,
         log: (m) => o.reporter.host(name, m),
         signal: o.signal,
       })

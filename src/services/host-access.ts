@@ -16,6 +16,8 @@ async function clusterPrivateKey(store: Store, r: HostRecord): Promise<string> {
 export interface OpenHostOptions {
   /** Wait (with backoff) up to this long for SSH to answer; 0 = one attempt. */
   waitMs?: number
+  /** The flag that sets the login user (`--amazonec2-ssh-user`), named when the host keeps refusing the key. */
+  userFlag?: string
   signal?: AbortSignal
 }
 
@@ -41,7 +43,7 @@ export async function openHost(store: Store, r: HostRecord, opts: OpenHostOption
     },
     signal: opts.signal,
   }
-  if (opts.waitMs) return waitForSsh(options, {timeoutMs: opts.waitMs, signal: opts.signal})
+  if (opts.waitMs) return waitForSsh(options, {timeoutMs: opts.waitMs, signal: opts.signal, userFlag: opts.userFlag})
   try {
     return await connect(options)
   } catch (e) {

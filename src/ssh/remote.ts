@@ -42,6 +42,16 @@ export class RemoteCommandError extends Error {
   }
 }
 
+/**
+ * The user a host asks for instead, when it lets a user in only to refuse it the way cloud-init's
+ * disable_root does on Ubuntu images: the key is accepted, and every command prints `Please login
+ * as the user "ubuntu" rather than the user "root".` and exits 142. Undefined otherwise.
+ */
+export function redirectedLogin(result: ExecResult): string | undefined {
+  if (result.code === 0) return undefined
+  return /Please login as the user "([^"\s]+)" rather than the user "[^"]*"/.exec(result.stdout + result.stderr)?.[1]
+}
+
 /** Runs `command` and rejects with a {@link RemoteCommandError} unless it exits 0. */
 export async function execOk(remote: Remote, command: string, opts: ExecOptions & {what?: string} = {}): Promise<ExecResult> {
   const r = await remote.exec(command, opts)

@@ -245,13 +245,38 @@ export function connect(o: SshConnectOptions): Promise<SshRemote> {
 }
 
 /**
- * Connects, retrying with exponential backoff and jitter while the host is still coming up (port
- * closed, handshake cut), until `timeoutMs`. A changed host key is never retried.
+ * How long an sshd that answers may refuse the key before Belt gives up on the user: cloud-init
+ * writes the login user's authorized_keys before sshd starts on Ubuntu and Debian cloud images, so
+ * a refusal that lasts this long is the wrong user (or key), not a host still booting.
  */
-export async function waitForSsh(o: SshConnectOptions, w: {timeoutMs: number; signal?: AbortSignal}): Promise<SshRemote> {
+export const KEY_REFUSED_WINDOW_MS = 30_000
+
+export interface WaitForSshOptions {
+  timeoutMs: number
+  signal?: AbortSignal
+  /** Give up this long after the first refusal of the key by a running sshd (default {@link KEY_REFUSED_WINDOW_MS}). */
+  keyRefusedWindowMs?: number
+  /** The flag that sets the login user (e.g. `--amazonec2-ssh-user`), named when the key is refused. */
+  userFlag?: string
+}
+
+/** One line for a key the host kept refusing: the user tried and, when there is one, the flag to change it. */
+export function keyRefusedMessage(hostName: string, host: string, user: string, seconds: number, userFlag?: string): string {
+  const why = `${hostName} (${host}) refused belt's SSH key for user ${user} for ${seconds} s after its sshd came up`
+  return userFlag ? `${why}: if the image logs in as another user, pass it with ${userFlag}` : `${why}: check that the cluster key is in ${user}'s authorized_keys`
+}
+
+/**
+ * Connects, retrying with exponential backoff and jitter while the host is still coming up (port
+ * closed, handshake cut), until `timeoutMs`. A changed host key is never retried; a key that a
+ * running sshd keeps refusing fails after `keyRefusedWindowMs`, naming the user and `userFlag`.
+ */
+export async function waitForSsh(o: SshConnectOptions, w: WaitForSshOptions): Promise<SshRemote> {
   const deadline = Date.now() + w.timeoutMs
+  const window = w.keyRefusedWindowMs ?? KEY_REFUSED_WINDOW_MS
   let delay = 250
   let last: unknown
+  let refusedSince: number | undefined
   for (;;) {
     if (w.signal?.aborted) throw w.signal.reason ?? new Error('aborted')
     try {
@@ -259,6 +284,15 @@ export async function waitForSsh(o: SshConnectOptions, w: {timeoutMs: number; si
     } catch (e) {
       if (!isTransientSshError(e)) throw e
       last = e
+      if (e instanceof UserError && e.code === 'E_SSH_AUTH') {
+        refusedSince ??= Date.now()
+        if (Date.now() - refusedSince >= window)
+          throw new UserError(keyRefusedMessage(o.hostName, o.host, o.username, Math.round((Date.now() - refusedSince) / 1000), w.userFlag), {
+            code: 'E_SSH_AUTH',
+            exit: ExitCode.environment,
+            cause: e,
+          })
+      }
     }
     if (Date.now() + delay > deadline) {
       const why = last instanceof Error ? last.message : String(last)
