@@ -42,8 +42,12 @@ export interface CloudOptions {
   readonly regions: readonly string[]
   /** Instances that may exist at once (InstanceLimitExceeded beyond). */
   readonly maxInstances: number
-  /** Login user of the backing hosts, written on the images as the `belt:ssh-user` tag. */
-  readonly imageLoginUser: string
+  /**
+   * Login user of every image, overriding each image's own (ubuntu on Canonical's images, ec2-user
+   * on Amazon Linux, as on EC2). The backing host makes it as cloud-init does (key, passwordless
+   * sudo, root refused); written on the images as the `belt:ssh-user` tag.
+   */
+  readonly imageLoginUser?: string
   readonly accountId: string
   /**
    * At most this many items per page when the caller asks for pages (MaxResults), even if it asks
@@ -144,6 +148,8 @@ interface Image {
   readonly architecture: 'x86_64' | 'arm64'
   readonly creationDate: string
   readonly rootDeviceName: string
+  /** Who logs in to its instances (cloud-init's default user). */
+  readonly loginUser: string
   readonly tags: Map<string, string>
 }
 
@@ -571,7 +577,11 @@ export class Ec2Cloud {
           const clusterName = cluster && /^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/.test(cluster) ? cluster : 'ec2-emulator'
           this.backingClusters.add(clusterName)
           i.backingName = this.backingName(w, i)
-          m = await backing.create({name: i.backingName, cluster: {name: clusterName, sshPublicKey: key ?? ''}, options: backingOptions}, backingContext)
+          const loginUser = this.images.find((x) => x.id === i.imageId)?.loginUser ?? 'root'
+          // The local backing makes the image's login user as cloud-init does, root refused
+          // (drivers/local's CLOUD_USER_OPTION).
+          const options = loginUser === 'root' ? backingOptions : {...backingOptions, 'cloud-user': loginUser}
+          m = await backing.create({name: i.backingName, cluster: {name: clusterName, sshPublicKey: key ?? ''}, options}, backingContext)
         }
         this.attach(i, m)
         i.backingStopped = false
@@ -1130,14 +1140,16 @@ function newWorld(region: string, vpcCidr: string, accountId: string): World {
 /**
  * Images like the public ones, same names and owners: several Ubuntu 24.04 builds (the newest must
  * win), an arm64 one, older Ubuntu and a Pro image the driver's pattern must not pick, and Amazon
- * Linux. Each says who logs in (`belt:ssh-user`), since the backing host decides that, not Ubuntu.
+ * Linux. Their login users are EC2's (ubuntu, ec2-user) unless `override` names another; each
+ * also says it in a `belt:ssh-user` tag, which real images do not have.
  */
-function catalogue(loginUser: string, backingName: string): Image[] {
+function catalogue(override: string | undefined, backingName: string): Image[] {
+  const userOf = (owner: string) => override ?? (owner === AMAZON ? 'ec2-user' : 'ubuntu')
   const ubuntu = (name: string, date: string, architecture: 'x86_64' | 'arm64', version: string, codename: string): [string, string, 'x86_64' | 'arm64', string, string] => [
     name,
     date,
     architecture,
-    `Canonical, Ubuntu, ${version} LTS, ${architecture === 'arm64' ? 'arm64' : 'amd64'} ${codename} image (Belt EC2 emulator: a ${backingName} host; log in as ${loginUser})`,
+    `Canonical, Ubuntu, ${version} LTS, ${architecture === 'arm64' ? 'arm64' : 'amd64'} ${codename} image (Belt EC2 emulator: a ${backingName} host; log in as ${userOf(CANONICAL)})`,
     CANONICAL,
   ]
   const rows: Array<[string, string, 'x86_64' | 'arm64', string, string]> = [
@@ -1147,7 +1159,7 @@ function catalogue(loginUser: string, backingName: string): Image[] {
     ubuntu('ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-arm64-server-20251015', '2025-10-15T08:31:00.000Z', 'arm64', '24.04', 'noble'),
     ubuntu('ubuntu/images/hvm-ssd-gp3/ubuntu-jammy-22.04-amd64-server-20251101', '2025-11-01T07:00:00.000Z', 'x86_64', '22.04', 'jammy'),
     ubuntu('ubuntu-pro-server/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-pro-server-20251101', '2025-11-01T07:30:00.000Z', 'x86_64', '24.04', 'noble'),
-    ['al2023-ami-2023.9.20251020.0-kernel-6.1-x86_64', '2025-10-20T12:00:00.000Z', 'x86_64', `Amazon Linux 2023 AMI (Belt EC2 emulator: a ${backingName} host; log in as ${loginUser})`, AMAZON],
+    ['al2023-ami-2023.9.20251020.0-kernel-6.1-x86_64', '2025-10-20T12:00:00.000Z', 'x86_64', `Amazon Linux 2023 AMI (Belt EC2 emulator: a ${backingName} host; log in as ${userOf(AMAZON)})`, AMAZON],
   ]
   return rows.map(([name, creationDate, architecture, description, owner]) => ({
     id: stableId('ami', name),
@@ -1157,6 +1169,7 @@ function catalogue(loginUser: string, backingName: string): Image[] {
     architecture,
     creationDate,
     rootDeviceName: owner === AMAZON ? '/dev/xvda' : '/dev/sda1',
-    tags: new Map([['belt:ssh-user', loginUser]]),
+    loginUser: userOf(owner),
+    tags: new Map([['belt:ssh-user', userOf(owner)]]),
   }))
 }

@@ -2,8 +2,9 @@
  * What `belt emulator ec2` does: checks its settings, prepares the backing driver, serves the
  * emulator on 127.0.0.1 until SIGINT/SIGTERM (or `signal`), then removes every host it made.
  */
+import {stat} from 'node:fs/promises'
 import path from 'node:path'
-import {usageError} from '../../../src/errors.js'
+import {environmentError, usageError} from '../../../src/errors.js'
 import type {Driver, DriverOptions} from '../../driver.js'
 import {backingContext} from '../../emulator-kit.js'
 import {usageBanner} from './index.js'
@@ -38,6 +39,12 @@ async function loadBacking(s: Ec2ServeSettings): Promise<{driver: Driver; option
   return {driver: createLocalDriver(), options: {subnet: s.localSubnet}, vpcCidr: s.localSubnet}
 }
 
+/** The images log in as ubuntu and bootstrap through sudo: the local hosts need the real one (setuid root). */
+async function requireSudo(): Promise<void> {
+  const st = await stat('/usr/bin/sudo').catch(() => undefined)
+  if (!st || st.uid !== 0 || (st.mode & 0o4000) === 0)
+    throw environmentError('the EC2 emulator\'s local hosts log in as ubuntu and use sudo, and this machine has no sudo', 'E_EMULATOR_SUDO', 'install it: apt-get install sudo (scripts/setup.sh does)')
+}
 
 /** Starts the emulator and resolves once it has stopped and removed its hosts. */
 export async function serveEc2Emulator(s: Ec2ServeSettings, io: {out: (line: string) => void; err: (line: string) => void}, signal?: AbortSignal): Promise<void> {
@@ -52,6 +59,7 @@ export async function serveEc2Emulator(s: Ec2ServeSettings, io: {out: (line: str
   const {driver, options, vpcCidr} = await loadBacking(s)
   const ctx = await backingContext(path.join(s.storeDir, 'drivers', 'emulator-amazonec2'), (m) => io.err(`backing: ${m}`))
   await driver.preflight(options, ctx)
+  if (s.backing === 'local') await requireSudo()
 
   const emu = await Ec2Emulator.start({
     port: s.port,
@@ -64,10 +72,9 @@ export async function serveEc2Emulator(s: Ec2ServeSettings, io: {out: (line: str
     faultCapacity,
     seed: s.seed,
     vpcCidr,
-    imageLoginUser: 'root',
     log: (line) => io.err(line),
   })
-  io.err(usageBanner(emu.endpoint, s.backing === 'local' ? `local (${s.localSubnet})` : 'simulated', 'root'))
+  io.err(usageBanner(emu.endpoint, s.backing === 'local' ? `local (${s.localSubnet})` : 'simulated'))
   io.err(`rate limit: ${rateLimit ? `${rateLimit}/s` : 'none'}; faults: throttle ${faultThrottle}, capacity ${faultCapacity}`)
   io.out(`AMAZONEC2_ENDPOINT=${emu.endpoint}`)
 

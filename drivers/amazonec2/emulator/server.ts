@@ -38,7 +38,10 @@ export interface Ec2EmulatorOptions {
   readonly maxInstances?: number
   /** Page size cap for MaxResults requests (EC2 may return fewer than asked); default none. */
   readonly maxPageSize?: number
-  /** Login user written on the images (`belt:ssh-user` tag and description), default root. */
+  /**
+   * Login user of every image (`belt:ssh-user` tag and description); by default each image's own,
+   * as on EC2: ubuntu on the Ubuntu images, ec2-user on Amazon Linux.
+   */
   readonly imageLoginUser?: string
   /** One line per instance change and per failed request; never credentials, headers or bodies. */
   readonly log?: (line: string) => void
@@ -148,7 +151,7 @@ export class Ec2Emulator {
       regions: opts.regions ?? DEFAULT_REGIONS,
       maxInstances: opts.maxInstances ?? 5_000,
       maxPageSize: opts.maxPageSize,
-      imageLoginUser: opts.imageLoginUser ?? 'root',
+      imageLoginUser: opts.imageLoginUser,
       accountId: '123456789012',
       random,
       log: opts.log ?? (() => undefined),

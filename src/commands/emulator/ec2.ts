@@ -8,11 +8,11 @@ export default class EmulatorEc2 extends BaseCommand<typeof EmulatorEc2> {
   static override description =
     'Listens on 127.0.0.1 and answers the EC2 Query API calls Belt makes (instances, images, key pairs, security groups, tags, VPCs, subnets, regions) in EC2\'s XML, errors and throttling included. ' +
     'Requests must be SigV4-signed (any credentials: use fake ones); the region of the signature picks the emulated region. ' +
-    'Each instance is a host of the backing driver (local: network namespaces with sshd, needs root, log in as root; simulated: a loopback address with a banner on port 22). ' +
-    'Point Belt at it with --amazonec2-endpoint (AMAZONEC2_ENDPOINT, printed on stdout) and --amazonec2-ssh-user root. Ctrl-C stops it and removes every host it made.'
+    'Each instance is a host of the backing driver (local: network namespaces with sshd, needs root and sudo; like Ubuntu AMIs they log in as ubuntu, with passwordless sudo, and refuse root; simulated: a loopback address with a banner on port 22). ' +
+    'Point Belt at it with --amazonec2-endpoint (AMAZONEC2_ENDPOINT, printed on stdout). Ctrl-C stops it and removes every host it made.'
   static override examples = [
     '<%= config.bin %> emulator ec2 --port 8773',
-    'AWS_ACCESS_KEY_ID=x AWS_SECRET_ACCESS_KEY=x AMAZONEC2_ENDPOINT=http://127.0.0.1:8773 <%= config.bin %> create --driver amazonec2 --amazonec2-ssh-user root node[1:3]',
+    'AWS_ACCESS_KEY_ID=x AWS_SECRET_ACCESS_KEY=x AMAZONEC2_ENDPOINT=http://127.0.0.1:8773 <%= config.bin %> create --driver amazonec2 node[1:3]',
     '<%= config.bin %> emulator ec2 --backing simulated --rate-limit 10/s --fault-throttle 0.1 --fault-capacity 0.05',
   ]
   static override flags = {
