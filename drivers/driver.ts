@@ -73,11 +73,25 @@ export interface ClusterSpec {
   readonly sshPublicKey: string
 }
 
+/** A resource an earlier call journaled for a host (`kind` and `id` as in {@link JournalEntry}). */
+export interface ResourceId {
+  readonly kind: string
+  readonly id: string
+}
+
 export interface HostSpec {
   /** The host's name, a DNS label; becomes the machine's hostname. */
   readonly name: string
   readonly cluster: ClusterSpec
   readonly options: DriverOptions
+  /**
+   * Set when an earlier create of this host was interrupted or failed before it returned a
+   * Machine: the resources it journaled for the host (possibly none: the answer to its create
+   * request may never have arrived). The driver must then look for what that attempt left (by
+   * these ids, or by the host's name and cluster tag) and adopt it, or remove it and create anew;
+   * it never leaves a second resource for the same host.
+   */
+  readonly leftovers?: readonly ResourceId[]
 }
 
 /** A created host, as data. JSON-serialisable; contains no secret. */
@@ -121,6 +135,14 @@ export interface Driver {
   remove(machine: Machine, options: DriverOptions, ctx: DriverContext): Promise<void>
 
   /**
+   * Removes whatever an interrupted create left for a host that never got a Machine: the resources
+   * in `leftovers` by id, and any other resource of the cluster that carries the host's name (an
+   * id Belt never learned). Idempotent: resolves when nothing of the host remains, journaling a
+   * `deleted` entry for each resource it removed.
+   */
+  removeLeftovers(host: {readonly name: string; readonly cluster: string}, leftovers: readonly ResourceId[], options: DriverOptions, ctx: DriverContext): Promise<void>
+
+  /**
    * Optional: creates several hosts of ONE cluster with ONE set of options in as few API calls as
    * the cloud allows (EC2 RunInstances with MinCount/MaxCount, DigitalOcean's create of up to 10
    * names). Same contract as `create`, host by host:
@@ -133,6 +155,12 @@ export interface Driver {
    * the caller), invalid options, credentials, or the cluster's shared setup; nothing unjournalled
    * exists then. The driver may split a call; the caller bounds the batch and runs batches through
    * its pool. When `ctx.signal` aborts, hosts still starting are removed or left in the journal.
+   *
+   * Cancellation, for `create` and `createMany` alike: when `ctx.signal` aborts (the operator's
+   * first Ctrl-C), a request that may create a resource is NOT cut off: it is let to return so
+   * that its ids are journaled; waits for boot or SSH stop at once. A host interrupted after its
+   * resource exists is rejected with the signal's reason and its resource left in the journal (the
+   * next create of that host adopts it through `leftovers`), or rolled back when that is cheap.
    */
   createMany?(specs: readonly HostSpec[], ctx: DriverContext): Promise<Array<Machine | Error>>
 
@@ -161,3 +189,10 @@ export interface Driver {
 
 /** The optional power-state capabilities, for `belt start|stop|restart|kill`. */
 export type PowerAction = 'start' | 'stop' | 'restart' | 'kill'
+
+/**
+ * What an emulator needs of the hosts behind its droplets or instances: a driver, less the path
+ * for interrupted creates (an emulator's own creates of backing hosts are never interrupted and
+ * resumed; the cloud driver in front of it has that path).
+ */
+export type Backing = Omit<Driver, 'removeLeftovers'>

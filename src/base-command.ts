@@ -91,6 +91,11 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
       code = err.exit
       line = err.hint ? `Error: ${err.message}. ${capitalize(err.hint)}.` : `Error: ${err.message}.`
       body = {code: err.code, message: err.message, hint: err.hint}
+    } else if (err instanceof InterruptedBatch) {
+      // The command already rendered what exists and in which phase.
+      code = err.exit
+      line = `Interrupted: ${err.message}` + (err.resumeCommand ? `\nRun the same command to finish the batch: ${err.resumeCommand}` : '')
+      body = {code: 'E_INTERRUPTED', message: err.message, result: err.result, resume: err.resumeCommand}
     } else if (err instanceof PartialFailure) {
       // The command already rendered the per-host results; only the closing line is left.
       code = err.exit

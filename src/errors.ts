@@ -68,6 +68,22 @@ export class PartialFailure<T = unknown> extends Error {
   }
 }
 
+/**
+ * Thrown by a batch that stopped early because the operator pressed Ctrl-C (or sent SIGTERM): the
+ * work in flight returned and was recorded; `result` says where each host is. Exit 130.
+ */
+export class InterruptedBatch<T = unknown> extends Error {
+  readonly exit = ExitCode.interrupted
+  constructor(
+    message: string,
+    readonly result: T,
+    readonly resumeCommand?: string,
+  ) {
+    super(message)
+    this.name = 'InterruptedBatch'
+  }
+}
+
 export const isUserError = (e: unknown): e is UserError => e instanceof UserError
 
 /** A short, single-line description of any error, for per-host failure columns. */

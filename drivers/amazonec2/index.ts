@@ -15,7 +15,7 @@ import {
 } from '@aws-sdk/client-ec2'
 import pLimit from 'p-limit'
 import {ExitCode, UserError} from '../../src/errors.js'
-import type {ClusterSpec, Driver, DriverContext, DriverOptions, HostSpec, Machine, MachineState} from '../driver.js'
+import type {ClusterSpec, Driver, DriverContext, DriverOptions, HostSpec, Machine, MachineState, ResourceId} from '../driver.js'
 import {Ec2Calls, backoff, defaultTiming, sleep, waitForPort, type Ec2Timing} from './calls.js'
 import {Ec2ApiStats, awsErrorCode, clientConfig, isThrottling, sdkClient, type Ec2ClientFactory} from './client.js'
 import {CLUSTER_TAG, deleteClusterGroups, deleteClusterKeyPairs, ensureKeyPair, ensureSecurityGroup} from './cluster.js'
@@ -300,9 +300,15 @@ export class AmazonEc2Driver implements Driver {
       return plan
     }
     const launched = new Map<HostSpec, Instance | Error>()
+    // Hosts an interrupted run left: their instances are adopted, only the others launched.
+    const adopted = await this.findLeftovers(calls, first.cluster.name, specs.filter((sp) => sp.leftovers !== undefined), ctx)
+    for (const [spec, i] of adopted) {
+      ctx.log(`${spec.name}: adopting ${i.InstanceId}, launched by an interrupted run`)
+      launched.set(spec, i)
+    }
     // Name tags go on in the background: the next RunInstances and the waits need not wait for them.
     const naming: Promise<void>[] = []
-    for (const chunk of chunks(specs, this.timing.maxBatch))
+    for (const chunk of chunks(specs.filter((sp) => !adopted.has(sp)), this.timing.maxBatch))
       for (const [spec, r] of await this.launch(calls, s, () => plan, replan, first.cluster, chunk, ctx, naming)) launched.set(spec, r)
     const probe = pLimit(this.timing.portProbeConcurrency)
     const results = await Promise.all(
@@ -322,6 +328,8 @@ export class AmazonEc2Driver implements Driver {
             })
           return machine
         } catch (e) {
+          // Interrupted: the instance stays, journaled; the next create of this host adopts it.
+          if (ctx.signal?.aborted) return new Error(`${spec.name}: interrupted while ${id} was starting`, {cause: ctx.signal.reason})
           // Leave nothing billable: terminate what will not become a host, and say so in the journal.
           await this.terminate(calls, id, ctx)
             .then(() => ctx.journal({kind: 'instance', id, host: spec.name, action: 'deleted'}))
@@ -362,7 +370,8 @@ export class AmazonEc2Driver implements Driver {
       const input = this.runInput(s, plan, cluster, subnet, pending, token)
       let instances: Instance[]
       try {
-        const out = await calls.call((api) => api.send(new RunInstancesCommand(input)), ctx.signal)
+        // Not cut off by the operator's Ctrl-C: once sent, its instances must be journaled.
+        const out = await calls.call((api) => api.send(new RunInstancesCommand(input)))
         instances = out.Instances ?? []
       } catch (e) {
         const code = awsErrorCode(e)
@@ -439,6 +448,61 @@ export class AmazonEc2Driver implements Driver {
         ),
       ),
     )
+  }
+
+  /**
+   * The live instances that interrupted creates left for these hosts, from one paginated
+   * DescribeInstances of the cluster's tag: by journaled id, else by Name tag. A host keeps its
+   * newest instance; any other is terminated, so a host never has two.
+   */
+  private async findLeftovers(calls: Ec2Calls, cluster: string, specs: readonly HostSpec[], ctx: DriverContext): Promise<Map<HostSpec, Instance>> {
+    const out = new Map<HostSpec, Instance>()
+    if (specs.length === 0) return out
+    const live = await this.clusterInstances(calls, cluster, ctx)
+    for (const sp of specs) {
+      const ids = new Set(sp.leftovers!.filter((r) => r.kind === 'instance').map((r) => r.id))
+      const mine = live
+        .filter((i) => ids.has(i.InstanceId!) || i.Tags?.some((t) => t.Key === NAME_TAG && t.Value === sp.name))
+        .sort((a, b) => (b.LaunchTime?.getTime() ?? 0) - (a.LaunchTime?.getTime() ?? 0))
+      const [keep, ...extra] = mine
+      for (const i of extra) if (await this.terminate(calls, i.InstanceId!, ctx)) await ctx.journal({kind: 'instance', id: i.InstanceId!, host: sp.name, action: 'deleted'})
+      if (!keep) continue
+      if (!ids.has(keep.InstanceId!)) await ctx.journal({kind: 'instance', id: keep.InstanceId!, host: sp.name, action: 'created'})
+      out.set(sp, keep)
+    }
+    return out
+  }
+
+  /** The cluster's pending and running instances (every page). */
+  private async clusterInstances(calls: Ec2Calls, cluster: string, ctx: DriverContext): Promise<Instance[]> {
+    const out: Instance[] = []
+    let NextToken: string | undefined
+    do {
+      const page = await calls.call(
+        (api) => api.send(new DescribeInstancesCommand({Filters: [{Name: `tag:${CLUSTER_TAG}`, Values: [cluster]}, {Name: 'instance-state-name', Values: ['pending', 'running', 'stopping', 'stopped']}], MaxResults: 1000, NextToken})),
+        ctx.signal,
+      )
+      out.push(...(page.Reservations ?? []).flatMap((r) => r.Instances ?? []))
+      NextToken = page.NextToken
+    } while (NextToken)
+    return out
+  }
+
+  /**
+   * Terminates what an interrupted create left for a host: the journaled instance ids; when none
+   * was journaled (RunInstances' answer was lost), the cluster's instances named for the host.
+   */
+  async removeLeftovers(host: {name: string; cluster: string}, leftovers: readonly ResourceId[], options: DriverOptions, ctx: DriverContext): Promise<void> {
+    const s = this.settings(options)
+    const {calls, watcher} = this.client(s)
+    let ids = leftovers.filter((r) => r.kind === 'instance').map((r) => r.id)
+    if (ids.length === 0)
+      ids = (await this.clusterInstances(calls, host.cluster, ctx)).filter((i) => i.Tags?.some((t) => t.Key === NAME_TAG && t.Value === host.name)).map((i) => i.InstanceId!)
+    for (const id of ids) {
+      if (await this.terminate(calls, id, ctx))
+        await watcher.wait(id, (i) => (!i || i.State?.Name === 'terminated' ? true : undefined), this.timing.terminateTimeoutMs, 'terminated', ctx.signal)
+      await ctx.journal({kind: 'instance', id, host: host.name, action: 'deleted'})
+    }
   }
 
   private async findByToken(calls: Ec2Calls, token: string, ctx: DriverContext): Promise<Instance[]> {

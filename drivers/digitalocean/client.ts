@@ -30,7 +30,14 @@ export interface DoRequest {
   body?: unknown
   /** May the request be sent again after a network error, timeout or 5xx? Default: GET and DELETE. */
   retrySafe?: boolean
+  /** Stops waits for the rate gate and for backoff; also cuts off the request in flight unless `letFinish`. */
   signal?: AbortSignal
+  /**
+   * Once sent, the request is not cut off by `signal`: it may create a resource whose id must be
+   * recorded (the operator's first Ctrl-C lets in-flight creates return). Waits before sending
+   * still stop at once, which is safe: nothing was sent, or a 429 said nothing was made.
+   */
+  letFinish?: boolean
 }
 
 export interface DoResponse<T> {
@@ -147,7 +154,7 @@ export class DoClient {
       } catch (cause) {
         answered()
         this.count(0)
-        req.signal?.throwIfAborted()
+        if (!req.letFinish) req.signal?.throwIfAborted()
         const timeout = cause instanceof DOMException && cause.name === 'TimeoutError'
         const what = timeout ? `no answer within ${Math.round((this.opts.timeoutMs ?? 30_000) / 1000)} s` : `network error (${(cause as Error).message})`
         if (retrySafe && transient < (this.opts.maxTransientRetries ?? 4)) {
@@ -210,7 +217,7 @@ export class DoClient {
     const url = new URL(req.path.replace(/^\//, ''), this.base)
     for (const [k, v] of Object.entries(req.query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v))
     const timeout = AbortSignal.timeout(this.opts.timeoutMs ?? 30_000)
-    const signal = req.signal ? AbortSignal.any([timeout, req.signal]) : timeout
+    const signal = req.signal && !req.letFinish ? AbortSignal.any([timeout, req.signal]) : timeout
     const headers: Record<string, string> = {
       authorization: `Bearer ${this.opts.token}`,
       accept: 'application/json',

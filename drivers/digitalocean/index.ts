@@ -5,7 +5,7 @@
  */
 import pLimit from 'p-limit'
 import {ExitCode, UserError, environmentError, usageError} from '../../src/errors.js'
-import type {ClusterSpec, Driver, DriverContext, DriverOptions, HostSpec, Machine, MachineState} from '../driver.js'
+import type {ClusterSpec, Driver, DriverContext, DriverOptions, HostSpec, Machine, MachineState, ResourceId} from '../driver.js'
 import {DoApiError, isNotFound, sharedClient, type DoClient} from './client.js'
 import {BELT_TAG, clusterTag, ensureClusterResources, removeClusterResources, type ClusterResources} from './cluster.js'
 import {digitaloceanDescription, digitaloceanOptions} from './options.js'
@@ -142,18 +142,30 @@ export class DigitalOceanDriver implements Driver {
     const createLimit = pLimit(this.deps.createRequests)
     const probeLimit = pLimit(this.deps.sshProbes)
     const watcher = watcherFor(client, clusterTag(first.cluster.name), {intervalMs: this.deps.pollIntervalMs, missingGraceMs: Math.max(60_000, 3 * this.deps.pollIntervalMs), sleep: this.deps.sleep})
+    // Hosts an interrupted run left: their droplets are adopted (one list of the cluster for the
+    // whole batch), and only the others are created.
+    const adopted = await this.adoptLeftovers(client, specs, ctx)
+    const index = new Map(specs.map((sp, i) => [sp.name, i]))
+    await Promise.all(
+      [...adopted].map(async ([name, d]) => {
+        const spec = specs[index.get(name)!]!
+        ctx.log(label(name, `adopting droplet ${d.id}, created by an interrupted run`))
+        results[index.get(name)!] = await this.finish(client, spec, d, s, ctx, watcher, probeLimit, label)
+      }),
+    )
+    const toCreate = specs.filter((sp) => !adopted.has(sp.name))
     const chunks: HostSpec[][] = []
-    for (let i = 0; i < specs.length; i += MULTI_CREATE_MAX) chunks.push(specs.slice(i, i + MULTI_CREATE_MAX))
+    for (let i = 0; i < toCreate.length; i += MULTI_CREATE_MAX) chunks.push(toCreate.slice(i, i + MULTI_CREATE_MAX))
 
     // At most `createRequests` create requests in flight; each chunk's hosts are then waited for
     // outside that limit (one watcher list round serves them all), so booting never blocks creating.
     await Promise.all(
-      chunks.map(async (chunk, ci) => {
+      chunks.map(async (chunk) => {
         const created = await createLimit(() => this.createChunk(client, chunk, s, shared, userData, ctx))
         await Promise.all(
-          chunk.map(async (spec, j) => {
+          chunk.map(async (spec) => {
             const got = created.get(spec.name)
-            results[ci * MULTI_CREATE_MAX + j] = got instanceof Error || got === undefined ? (got ?? new Error(label(spec.name, 'no droplet was created'))) : await this.finish(client, spec, got, s, ctx, watcher, probeLimit, label)
+            results[index.get(spec.name)!] = got instanceof Error || got === undefined ? (got ?? new Error(label(spec.name, 'no droplet was created'))) : await this.finish(client, spec, got, s, ctx, watcher, probeLimit, label)
           }),
         )
       }),
@@ -203,7 +215,7 @@ export class DigitalOceanDriver implements Driver {
         monitoring: false,
       }
       try {
-        const {body: res} = await client.request<{droplet?: DoDroplet; droplets?: DoDroplet[]}>({method: 'POST', path: '/v2/droplets', body, signal: ctx.signal})
+        const {body: res} = await client.request<{droplet?: DoDroplet; droplets?: DoDroplet[]}>({method: 'POST', path: '/v2/droplets', body, signal: ctx.signal, letFinish: true})
         for (const d of res.droplets ?? (res.droplet ? [res.droplet] : [])) await adopt(d)
         const missing = pending.filter((n) => !out.has(n))
         for (const n of missing) out.set(n, new Error(`the create request was accepted but returned no droplet named ${n}`))
@@ -247,6 +259,11 @@ export class DigitalOceanDriver implements Driver {
       await probeLimit(() => waitForTcp(machine.address, 22, {timeoutMs: this.deps.sshTimeoutMs, sleep: this.deps.sleep, probe: this.deps.probe, signal: ctx.signal}))
       return machine
     } catch (e) {
+      if (ctx.signal?.aborted) {
+        // Interrupted: the droplet stays, journaled; the next create of this host adopts it.
+        log(spec.name, `droplet ${created.id} left for the next run to adopt (interrupted)`)
+        return new Error(label(spec.name, 'interrupted while the droplet was starting'), {cause: ctx.signal.reason})
+      }
       const reason = e instanceof Error ? e.message : String(e)
       try {
         await this.deleteDroplet(client, created.id, spec.name, ctx)
@@ -256,6 +273,42 @@ export class DigitalOceanDriver implements Driver {
       }
       return new Error(label(spec.name, reason), {cause: e})
     }
+  }
+
+  /**
+   * The droplets that interrupted creates left for these hosts (`spec.leftovers`), found with one
+   * list of the cluster's tag: by the journaled id, else by name. Newest first when a name has
+   * several; the others are deleted, so a host never has two droplets.
+   */
+  private async adoptLeftovers(client: DoClient, specs: readonly HostSpec[], ctx: DriverContext): Promise<Map<string, DoDroplet>> {
+    const out = new Map<string, DoDroplet>()
+    const resuming = specs.filter((sp) => sp.leftovers !== undefined)
+    if (resuming.length === 0) return out
+    const listed = await client.listAll<DoDroplet>('/v2/droplets', 'droplets', {tag_name: clusterTag(specs[0]!.cluster.name)}, ctx.signal)
+    for (const sp of resuming) {
+      const ids = new Set(sp.leftovers!.filter((r) => r.kind === 'droplet').map((r) => r.id))
+      const mine = listed.filter((d) => ids.has(String(d.id)) || d.name === sp.name).sort((a, b) => b.id - a.id)
+      const [keep, ...extra] = mine
+      for (const d of extra) await this.deleteDroplet(client, d.id, sp.name, ctx)
+      if (!keep) continue
+      if (!ids.has(String(keep.id))) await ctx.journal({kind: 'droplet', id: String(keep.id), host: sp.name, action: 'created'})
+      out.set(sp.name, keep)
+    }
+    return out
+  }
+
+  /**
+   * Deletes the droplets an interrupted create left for a host: the journaled ids; when none was
+   * journaled (the answer to the create request was lost), the cluster's droplets named for it.
+   */
+  async removeLeftovers(host: {name: string; cluster: string}, leftovers: readonly ResourceId[], options: DriverOptions, ctx: DriverContext): Promise<void> {
+    const client = this.client(parseSettings(options))
+    let ids = leftovers.filter((r) => r.kind === 'droplet').map((r) => Number(r.id))
+    if (ids.length === 0) {
+      const listed = await client.listAll<DoDroplet>('/v2/droplets', 'droplets', {tag_name: clusterTag(host.cluster)}, ctx.signal)
+      ids = listed.filter((d) => d.name === host.name).map((d) => d.id)
+    }
+    for (const id of ids) await this.deleteDroplet(client, id, host.name, ctx)
   }
 
   private machineOf(d: DoDroplet, cluster: string, s: DoSettings): Machine {

@@ -9,7 +9,8 @@ import {runCreatePipeline} from '../services/pipeline.js'
 import {swarmFlags, swarmSettingsFrom} from '../swarm-flags.js'
 import {finishSwarmBatch} from '../ui/swarm-summary.js'
 import {resolveDriverOptions} from '../services/driver-context.js'
-import {finishBatch} from '../ui/batch.js'
+import {finishBatch, interruptedBatch} from '../ui/batch.js'
+import {reproduceCommand, type FlagShape} from '../ui/command-line.js'
 import {batchReporter} from '../ui/live.js'
 import type {BatchPhase} from '../ui/reporter.js'
 
@@ -30,7 +31,11 @@ function driverFlags() {
 
 export default class Create extends BaseCommand<typeof Create> {
   static override summary = 'Create hosts through a driver'
-  static override description = `Names are DNS labels; patterns expand: node[1:300] is node1..node300, node[001:300] pads to three digits. With --count N, names continue after the existing --prefix hosts. Existing names are refused before anything is created; hosts a failed or interrupted run never created are created again.`
+  static override description = `Names are DNS labels; patterns expand: node[1:300] is node1..node300, node[001:300] pads to three digits. With --count N, names continue after the existing --prefix hosts. Existing names are refused before anything is created.
+
+The same command run again finishes its batch: when the last batch with the same names (or the same --count and --prefix) in this cluster did not finish (Ctrl-C, a killed process, or failed hosts), running it again skips the hosts that are done, takes the others on from their phase, creates the ones never created, and adds no other host. Otherwise --count N adds N hosts.
+
+Ctrl-C: the first one starts nothing new and lets requests in flight return, so every cloud resource is recorded; then Belt prints where each host is and the command that finishes the batch, and exits 130. A second Ctrl-C exits at once.`
   static override examples = [
     '<%= config.bin %> create --driver local node[1:5]',
     '<%= config.bin %> create --driver local --count 20',
@@ -86,6 +91,7 @@ export default class Create extends BaseCommand<typeof Create> {
     }
 
     if (this.flags.swarm && !this.flags.bootstrap) throw usageError('--swarm needs the engines: drop --no-bootstrap', 'E_SWARM_NO_BOOTSTRAP')
+    const signal = this.interruptSignal()
     const startedAt = Date.now()
     const store = this.openStore()
     const phases: BatchPhase[] = ['create', ...(this.flags.bootstrap ? (['bootstrap'] as const) : []), ...(this.flags.swarm ? (['join'] as const) : [])]
@@ -104,10 +110,18 @@ export default class Create extends BaseCommand<typeof Create> {
       swarm: this.flags.swarm ? swarmSettingsFrom(this.flags) : undefined,
       reporter,
       command: commandLine(this.id ?? 'create', this.argv, entry.name, entry.options),
+      signal,
     }).finally(() => reporter.stop())
-    const storeFlag = this.flags.store ? ` --store ${this.flags.store}` : ''
-    // The same command resumes: hosts never created are created, created ones go on from their phase.
-    const retry = (failed: string[]) => `belt create --driver ${entry.name}${storeFlag}${this.flags.bootstrap ? '' : ' --no-bootstrap'}${this.flags.swarm ? ' --swarm' : ''} ${failed.join(' ')}`
+    // Every non-secret option again (values from the environment included), so that the line does
+    // exactly this batch's work: same driver options, cluster, engine and swarm settings.
+    const otherDrivers = new Set(drivers.filter((d) => d.name !== entry.name).flatMap((d) => d.options.map((o) => flagName(d.name, o.name))))
+    const secret = new Set(entry.options.filter((o) => o.secret).map((o) => flagName(entry.name, o.name)))
+    const shapes = {...(this.ctor as typeof Create).baseFlags, ...Create.flags} as Record<string, FlagShape>
+    const again = (o: {omit?: string[]; args?: string[]}) =>
+      reproduceCommand(['create'], {...this.flags, driver: entry.name}, shapes, {secret, omit: new Set([...otherDrivers, ...(o.omit ?? [])]), args: o.args})
+    // Hosts never created are created, created ones go on from their phase.
+    const retry = (failed: string[]) => again({omit: ['count', 'prefix'], args: failed})
+    if (this.interrupted) throw interruptedBatch(r.outcomes, again({args: patterns}), startedAt)
     if (this.flags.swarm) return finishSwarmBatch(r.outcomes, {...r, startedAt, retry})
     return finishBatch(r.outcomes, {verb: this.flags.bootstrap ? 'created and bootstrapped' : 'created', startedAt, retry})
   }

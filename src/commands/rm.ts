@@ -5,7 +5,8 @@ import {usageError} from '../errors.js'
 import {summarizeNames} from '../names.js'
 import {removeHosts} from '../services/remove-hosts.js'
 import {selectHosts} from '../services/select-hosts.js'
-import {finishBatch} from '../ui/batch.js'
+import {finishBatch, interruptedBatch} from '../ui/batch.js'
+import {shQuote} from '../ssh/quote.js'
 import {LineReporter} from '../ui/reporter.js'
 
 export default class Rm extends BaseCommand<typeof Rm> {
@@ -35,8 +36,11 @@ export default class Rm extends BaseCommand<typeof Rm> {
       }
     }
     const startedAt = Date.now()
-    const outcomes = await removeHosts({store, hosts, force: this.flags.force, concurrency: this.flags.concurrency, reporter: new LineReporter()})
+    const signal = this.interruptSignal()
+    const outcomes = await removeHosts({store, hosts, force: this.flags.force, concurrency: this.flags.concurrency, reporter: new LineReporter(), signal})
     const storeFlag = this.flags.store ? ` --store ${this.flags.store}` : ''
-    return finishBatch(outcomes, {verb: 'removed', startedAt, retry: (failed) => `belt rm -y${storeFlag} ${failed.join(' ')}`})
+    const again = (names: string[]) => `belt rm -y${storeFlag}${this.flags.force ? ' --force' : ''} ${names.map(shQuote).join(' ')}`
+    if (this.interrupted) throw interruptedBatch(outcomes, again(outcomes.filter((o) => !o.ok).map((o) => o.name)), startedAt)
+    return finishBatch(outcomes, {verb: 'removed', startedAt, retry: again})
   }
 }

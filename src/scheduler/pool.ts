@@ -1,4 +1,5 @@
 import pLimit from 'p-limit'
+import {InterruptedError} from './interrupt.js'
 
 /** The outcome of one item: a batch never hides a failed item. */
 export type Settled<T, R> = {item: T; ok: true; value: R} | {item: T; ok: false; error: unknown}
@@ -10,28 +11,47 @@ export interface PoolOptions {
   signal?: AbortSignal
 }
 
+/** Runs `fn` in a slot of a window; see {@link window}. */
+export type Window = <R>(fn: () => Promise<R>) => Promise<R>
+
+/** The reason to give work that was never started because `signal` aborted. */
+const abortReason = (signal: AbortSignal): unknown => signal.reason ?? new InterruptedError()
+
 /**
- * Runs `fn` over `items` through a sliding window of `concurrency` slots (a new item starts as soon
- * as any finishes: no lock-step waves) and settles every item: `stopOnError: false` semantics, so a
- * failure never hides the other results. Results keep the order of `items`.
+ * A sliding window of `concurrency` slots shared by every call made through it: a call starts as
+ * soon as a slot is free (no lock-step waves). Once `signal` aborts (the first Ctrl-C), a call that
+ * gets a slot rejects with the abort reason instead of starting, and calls already running are
+ * left to finish, so that whatever they create is recorded. Every fan-out in Belt (create,
+ * bootstrap, join, state, remove) goes through one of these or {@link mapSettled}.
+ */
+export function window(concurrency: number, signal?: AbortSignal): Window {
+  if (!Number.isInteger(concurrency) || concurrency < 1) throw new RangeError(`concurrency must be a whole number >= 1, got ${concurrency}`)
+  const limit = pLimit(concurrency)
+  return <R>(fn: () => Promise<R>) =>
+    limit(async () => {
+      if (signal?.aborted) throw abortReason(signal)
+      return fn()
+    })
+}
+
+/**
+ * Runs `fn` over `items` through a {@link window} of `concurrency` slots and settles every item:
+ * `stopOnError: false` semantics, so a failure never hides the other results. Results keep the
+ * order of `items`. After `signal` aborts, items not yet started settle as failed with the abort
+ * reason (see `isInterruption`).
  */
 export async function mapSettled<T, R>(
   items: readonly T[],
   fn: (item: T, index: number) => Promise<R>,
   opts: PoolOptions,
 ): Promise<Settled<T, R>[]> {
-  if (!Number.isInteger(opts.concurrency) || opts.concurrency < 1) throw new RangeError(`concurrency must be a whole number >= 1, got ${opts.concurrency}`)
-  const limit = pLimit(opts.concurrency)
+  const run = window(opts.concurrency, opts.signal)
   return Promise.all(
     items.map((item, i) =>
-      limit(async (): Promise<Settled<T, R>> => {
-        if (opts.signal?.aborted) return {item, ok: false, error: opts.signal.reason ?? new Error('aborted')}
-        try {
-          return {item, ok: true, value: await fn(item, i)}
-        } catch (error) {
-          return {item, ok: false, error}
-        }
-      }),
+      run(() => fn(item, i)).then(
+        (value): Settled<T, R> => ({item, ok: true, value}),
+        (error): Settled<T, R> => ({item, ok: false, error}),
+      ),
     ),
   )
 }

@@ -7,6 +7,7 @@ import {emptyEngineConfig, type EngineConfig} from '../bootstrap/commands.js'
 import {ExitCode, UserError, oneLine} from '../errors.js'
 import {ensureCa, ensureClientCert, type ClientBundle} from '../pki/ca.js'
 import {certInfo, checkServerCert, issueServerCert, type Ca} from '../pki/x509.js'
+import {isInterruption} from '../scheduler/interrupt.js'
 import {mapSettled} from '../scheduler/pool.js'
 import type {Store} from '../store/store.js'
 import type {EngineRecord} from '../store/types.js'
@@ -136,7 +137,7 @@ export async function bootstrapOne(setup: BootstrapSetup, name: string, o: Boots
       .catch(() => undefined)
     o.reporter.host(name, `bootstrap failed: ${message}`)
     o.reporter.phase?.(name, 'bootstrap', 'fail', message)
-    return {name, ok: false, phase: 'error', address: record.machine?.address, error: message}
+    return {name, ok: false, phase: 'error', address: record.machine?.address, error: message, ...(isInterruption(e) ? {interrupted: true} : {})}
   }
 }
 

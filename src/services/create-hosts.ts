@@ -1,8 +1,10 @@
-import type {Driver, DriverOptions, Machine} from '../../drivers/driver.js'
+import type {Driver, DriverOptions, HostSpec, Machine} from '../../drivers/driver.js'
 import type {DriverEntry} from '../../drivers/registry.js'
 import {oneLine, usageError} from '../errors.js'
 import {expandNames, nextNames, summarizeNames} from '../names.js'
+import {isInterruption} from '../scheduler/interrupt.js'
 import {mapSettled, type Settled} from '../scheduler/pool.js'
+import {BATCH_SCHEMA_VERSION, batchKey, loadBatch, pidAlive, saveBatch, unfinishedBatches, type CreateBatch} from '../store/batches.js'
 import {newRecord, type Store} from '../store/store.js'
 import type {HostRecord} from '../store/types.js'
 import {seconds, type Reporter} from '../ui/reporter.js'
@@ -22,7 +24,10 @@ export interface CreateHostsRequest {
   cluster: string
   concurrency: number
   reporter: Reporter
+  /** The run's cancellation (first Ctrl-C): no new host is started after it aborts. */
   signal?: AbortSignal
+  /** How far the batch takes its hosts (what "done" means when it is resumed); default `created`. */
+  goal?: BatchGoal
   /**
    * The next phase for a host, started as soon as that host is created (no barrier between
    * phases); its outcome replaces the create outcome. It bounds its own concurrency.
@@ -43,52 +48,77 @@ export interface HostOutcome {
   role?: 'manager' | 'worker'
   /** The engine answered "Timeout was reached before node joined" (verified afterwards). */
   timedOut?: boolean
+  /** The host was stopped by the operator's Ctrl-C (or never started because of it): not a failure. */
+  interrupted?: boolean
+  /** A resumed batch found the host already at its goal. */
+  already?: boolean
 }
 
-/** True when a belt process with this PID is alive (on this machine). */
-function ownerAlive(r: HostRecord): boolean {
-  if (!r.owner || r.owner.pid === process.pid) return false
-  try {
-    process.kill(r.owner.pid, 0)
-    return true
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM'
-  }
-}
+/** True when a belt process other than this one works on the host right now. */
+const ownerAlive = (r: HostRecord): boolean => pidAlive(r.owner?.pid)
+
+/** How far a batch takes its hosts. */
+export type BatchGoal = 'created' | 'bootstrapped' | 'joined'
+const GOAL_ORDER: Record<BatchGoal, number> = {created: 1, bootstrapped: 2, joined: 3}
+const PHASE_REACHED: Partial<Record<HostRecord['phase'], number>> = {created: 1, bootstrapping: 1, bootstrapped: 2, joined: 3}
 
 /**
- * A record that an interrupted or failed earlier run left before any resource existed: creating it
- * again resumes that run instead of refusing the name.
+ * A record an interrupted or failed earlier run left before its machine existed: creating it again
+ * resumes that run (the driver adopts or removes what the earlier attempt left) instead of refusing
+ * the name.
  */
 export function isResumable(r: HostRecord, driver: string): boolean {
-  return r.driver === driver && !r.machine && r.resources.length === 0 && (r.phase === 'reserved' || r.phase === 'error' || r.phase === 'creating') && !ownerAlive(r)
+  return r.driver === driver && !r.machine && (r.phase === 'reserved' || r.phase === 'error' || r.phase === 'creating') && r.error?.phase !== 'removing' && !ownerAlive(r)
 }
 
 /** A host an earlier run created whose later phases did not finish, and no live process owns. */
-export function isCreatedUnfinished(r: HostRecord, driver: string): boolean {
-  return r.driver === driver && Boolean(r.machine) && ['created', 'bootstrapping', 'error'].includes(r.phase) && r.error?.phase !== 'removing' && !ownerAlive(r)
+export function isCreatedUnfinished(r: HostRecord, driver: string, goal: BatchGoal = 'joined'): boolean {
+  if (r.driver !== driver || !r.machine || ownerAlive(r) || r.error?.phase === 'removing') return false
+  if (r.phase === 'error') return true
+  const reached = PHASE_REACHED[r.phase]
+  return reached !== undefined && reached < GOAL_ORDER[goal]
 }
+
+/** A host that already reached the batch's goal (skipped when a batch is resumed). */
+export function hasReached(r: HostRecord, goal: BatchGoal): boolean {
+  return r.phase !== 'error' && (PHASE_REACHED[r.phase] ?? 0) >= GOAL_ORDER[goal]
+}
+
+/** What an interrupted create left for the host, for the driver to adopt or remove (see HostSpec.leftovers). */
+const leftoversOf = (r: HostRecord) => (r.phase === 'reserved' && r.resources.length === 0 ? undefined : r.resources.map(({kind, id}) => ({kind, id})))
 
 /**
  * Creates hosts through a driver: preflight once, the cluster key once, names reserved atomically,
- * then a bounded pool of `driver.create` calls, each persisted before and after. Resolves with every
- * host's outcome (a failure never hides the others); rejects only for problems found before any
- * host was touched (bad names, existing names, preflight).
+ * then a bounded window of `driver.create` calls, each persisted before and after. Resolves with
+ * every host's outcome (a failure never hides the others); rejects only for problems found before
+ * any host was touched (bad names, existing names, preflight).
+ *
+ * Batches resume: the selection (the names, or --count and --prefix) is recorded before any host
+ * is touched; when the last batch of the same selection did not finish (interrupted, killed, or
+ * some hosts failed), the same request finishes it: hosts at the goal are skipped, unfinished ones
+ * go on from their phase, hosts never created are created, and no other host is chosen.
  */
 export async function createHosts(req: CreateHostsRequest): Promise<HostOutcome[]> {
   const {store, reporter} = req
+  const goal = req.goal ?? 'created'
   const names = 'patterns' in req.selection ? expandNames(req.selection.patterns) : undefined
   if (names && names.length === 0) throw usageError('no host names given', 'E_NO_NAMES', 'name hosts (node[1:5]) or pass --count N')
 
   await store.init()
+  const selection = names ? {names} : {count: (req.selection as {count: number}).count, prefix: (req.selection as {prefix: string}).prefix}
+  const key = batchKey({cluster: req.cluster, driver: req.driver.name, selection})
+  const earlier = await loadBatch(store, key)
+  const resuming = earlier !== undefined && earlier.state !== 'complete' && !pidAlive(earlier.pid) ? earlier : undefined
+
   // Names are checked against the store before anything else (no API call for a typo), and again
   // atomically when they are reserved, in case another belt process took one meanwhile.
-  // Hosts an earlier run created but did not finish (bootstrap failed or was interrupted): with a
-  // next phase, they skip create and go on to it, so the same command run again resumes.
   let resume: string[] = []
+  let done: string[] = []
+  let chosen: string[] = []
   const plan = (existing: ReadonlyMap<string, HostRecord | undefined>): HostRecord[] => {
     resume = []
-    const chosen = names ?? nextNames((req.selection as {prefix: string}).prefix, (req.selection as {count: number}).count, existing.keys())
+    done = []
+    chosen = resuming ? resuming.names : (names ?? nextNames(selection.prefix!, selection.count!, existing.keys()))
     const taken: string[] = []
     const out: HostRecord[] = []
     for (const name of chosen) {
@@ -97,8 +127,10 @@ export async function createHosts(req: CreateHostsRequest): Promise<HostOutcome[
         continue
       }
       const r = existing.get(name)
-      if (r && isResumable(r, req.driver.name)) out.push({...r, phase: 'reserved', error: undefined, driverOptions: req.persistable})
-      else if (r && req.next && isCreatedUnfinished(r, req.driver.name)) resume.push(name)
+      if (r && r.cluster !== req.cluster) taken.push(name)
+      else if (r && isResumable(r, req.driver.name)) out.push({...r, phase: r.phase === 'reserved' ? 'reserved' : r.phase, error: undefined, driverOptions: req.persistable})
+      else if (r && req.next && isCreatedUnfinished(r, req.driver.name, goal)) resume.push(name)
+      else if (r && resuming && r.driver === req.driver.name && !ownerAlive(r) && hasReached(r, goal)) done.push(name)
       else taken.push(name)
     }
     if (taken.length > 0)
@@ -117,26 +149,47 @@ export async function createHosts(req: CreateHostsRequest): Promise<HostOutcome[
   const ctx = await driverContext(store, req.driver.name, reporter, {signal: req.signal})
   const driver = await req.driver.load()
   await driver.preflight(req.options, ctx)
-  const key = await ensureClusterKey(store, req.cluster)
-  const records = await store.reserve(plan)
+  const clusterKey = await ensureClusterKey(store, req.cluster)
+  const startedAt = new Date().toISOString()
+  const batch: CreateBatch = {schemaVersion: BATCH_SCHEMA_VERSION, selection, cluster: req.cluster, driver: req.driver.name, names: [], state: 'running', pid: process.pid, startedAt: resuming?.startedAt ?? startedAt, updatedAt: startedAt}
+  // The batch is written under the names lock before its records: a kill at any point leaves
+  // either no trace, or a batch whose names the same command finishes.
+  const records = await store.reserve(async (ex) => {
+    const out = plan(ex)
+    batch.names = chosen
+    await saveBatch(store, batch)
+    return out
+  })
+  if (!resuming) {
+    for (const b of await unfinishedBatches(store, req.cluster))
+      if (batchKey(b) !== key)
+        reporter.warn(`an earlier batch (${describeSelection(b.selection)}: ${summarizeNames(b.names)}) did not finish; run the same command again to finish it`)
+  }
 
-  if (resume.length > 0) reporter.info(`Resuming ${summarizeNames(resume)}: created by an earlier run, not finished`)
-  const resumed = new Map(resume.map((n) => [n, req.next!(n).catch((e) => ({name: n, ok: false, phase: 'error' as const, error: oneLine(e)}))]))
-  reporter.info(`Creating ${records.length} host${records.length === 1 ? '' : 's'} with the ${req.driver.name} driver (${req.concurrency} at a time)`)
+  if (resuming) reporter.info(`Resuming the unfinished batch of ${summarizeNames(resuming.names)} (started ${resuming.startedAt}): ${done.length} done, ${resume.length} to finish, ${records.length} to create; no other host is added`)
+  else if (resume.length > 0) reporter.info(`Resuming ${summarizeNames(resume)}: created by an earlier run, not finished`)
+  const doneOutcomes: HostOutcome[] = done.map((name) => ({name, ok: true, phase: existing.get(name)!.phase, address: existing.get(name)?.machine?.address, already: true}))
+  const onError = (name: string) => (e: unknown): HostOutcome => ({name, ok: false, phase: 'error', error: oneLine(e), interrupted: isInterruption(e)})
+  const resumed = new Map(resume.map((n) => [n, req.next!(n).catch(onError(n))]))
+  if (records.length > 0) reporter.info(`Creating ${records.length} host${records.length === 1 ? '' : 's'} with the ${req.driver.name} driver (${req.concurrency} at a time)`)
   const following = new Map<string, Promise<HostOutcome>>()
   const follow = (name: string) => {
-    if (req.next) following.set(name, req.next(name).catch((e) => ({name, ok: false, phase: 'error' as const, error: oneLine(e)})))
+    if (req.next) following.set(name, req.next(name).catch(onError(name)))
   }
   let settled: Settled<HostRecord, HostOutcome>[]
   const batchSize = req.driver.createBatchSize ?? 1
+  const spec = (r: HostRecord): HostSpec => {
+    const leftovers = leftoversOf(r)
+    return {name: r.name, cluster: {name: req.cluster, sshPublicKey: clusterKey.publicKey}, options: req.options, ...(leftovers ? {leftovers} : {})}
+  }
   if (driver.createMany && batchSize > 1 && records.length > 1) {
-    // Hosts per API call, batches through the same bounded pool (concurrency counts hosts).
+    // Hosts per API call, batches through the same bounded window (concurrency counts hosts).
     const batches: HostRecord[][] = []
     for (let i = 0; i < records.length; i += batchSize) batches.push(records.slice(i, i + batchSize))
     const byBatch = await mapSettled(
       batches,
       async (b) => {
-        const res = await createBatch(req, driver, key.publicKey, b)
+        const res = await createBatch(req, driver, b.map(spec))
         for (const x of res) if (!(x instanceof Error)) follow(x.name)
         return res
       },
@@ -152,20 +205,32 @@ export async function createHosts(req: CreateHostsRequest): Promise<HostOutcome[
     settled = await mapSettled(
       records,
       async (r) => {
-        const created = await createOne(req, driver, key.publicKey, r)
+        const created = await createOne(req, driver, spec(r))
         follow(r.name)
         return created
       },
       {concurrency: req.concurrency, signal: req.signal},
     )
   }
-  const out: HostOutcome[] = []
+  const out: HostOutcome[] = [...doneOutcomes]
   for (const s of settled) {
-    if (!s.ok) out.push({name: s.item.name, ok: false, phase: 'error', error: oneLine(s.error)})
+    if (!s.ok && isInterruption(s.error)) {
+      // Where the host really is: `reserved` (never started) or `creating` (its resource may exist).
+      const now = await store.tryGet(s.item.name).catch(() => undefined)
+      out.push({...onError(s.item.name)(s.error), phase: now?.phase ?? s.item.phase})
+    } else if (!s.ok) out.push(onError(s.item.name)(s.error))
     else out.push((await following.get(s.item.name)) ?? s.value)
   }
   for (const [, p] of resumed) out.push(await p)
-  return out
+  batch.state = out.every((o) => o.ok) ? 'complete' : 'incomplete'
+  await saveBatch(store, batch)
+  const order = new Map(chosen.map((n, i) => [n, i]))
+  return out.sort((a, b) => (order.get(a.name) ?? 0) - (order.get(b.name) ?? 0))
+}
+
+/** `--count 4 --prefix node`, or the names. */
+export function describeSelection(sel: CreateBatch['selection']): string {
+  return 'count' in sel ? `--count ${sel.count} --prefix ${sel.prefix}` : summarizeNames(sel.names)
 }
 
 /** Persists "creating" before the driver is called: a crash after this leaves a resumable record. */
@@ -192,25 +257,30 @@ async function persistCreated(req: CreateHostsRequest, name: string, machine: Ma
   return {name, ok: true, phase: 'created', address: machine.address, ms}
 }
 
+/**
+ * Persists a failed create. An interrupted one stays `creating` (with whatever resources the driver
+ * journaled), so that `ls` says where it is and the same command adopts what it left.
+ */
 async function persistFailed(req: CreateHostsRequest, name: string, e: unknown): Promise<void> {
   const message = oneLine(e)
+  const interrupted = isInterruption(e)
   await req.store.update(name, (r) => {
-    r.phase = 'error'
+    r.phase = interrupted ? 'creating' : 'error'
     r.owner = undefined
-    r.error = {phase: 'creating', message, at: new Date().toISOString()}
+    r.error = {phase: 'creating', message: interrupted ? 'interrupted before the host was ready' : message, at: new Date().toISOString()}
   })
-  req.reporter.host(name, `create failed: ${message}`)
-  req.reporter.phase?.(name, 'create', 'fail', message)
+  req.reporter.host(name, interrupted ? 'create interrupted; run the same command again to finish it' : `create failed: ${message}`)
+  req.reporter.phase?.(name, 'create', 'fail', interrupted ? 'interrupted' : message)
 }
 
-async function createOne(req: CreateHostsRequest, driver: Driver, publicKey: string, record: HostRecord): Promise<HostOutcome> {
-  const name = record.name
+async function createOne(req: CreateHostsRequest, driver: Driver, spec: HostSpec): Promise<HostOutcome> {
+  const name = spec.name
   const t0 = Date.now()
   await markCreating(req, name)
   const ctx = await driverContext(req.store, req.driver.name, req.reporter, {host: name, signal: req.signal})
   let machine: Machine
   try {
-    machine = await driver.create({name, cluster: {name: req.cluster, sshPublicKey: publicKey}, options: req.options}, ctx)
+    machine = await driver.create(spec, ctx)
   } catch (e) {
     await persistFailed(req, name, e)
     throw e
@@ -222,19 +292,18 @@ async function createOne(req: CreateHostsRequest, driver: Driver, publicKey: str
  * Creates a batch through the driver's optional `createMany` (one API call for many hosts), then
  * persists each host's result on its own: one host's failure never hides the others.
  */
-async function createBatch(req: CreateHostsRequest, driver: Driver, publicKey: string, batch: readonly HostRecord[]): Promise<(HostOutcome | Error)[]> {
+async function createBatch(req: CreateHostsRequest, driver: Driver, specs: readonly HostSpec[]): Promise<(HostOutcome | Error)[]> {
   const t0 = Date.now()
-  for (const r of batch) await markCreating(req, r.name)
+  for (const sp of specs) await markCreating(req, sp.name)
   const ctx = await driverContext(req.store, req.driver.name, req.reporter, {signal: req.signal})
-  const specs = batch.map((r) => ({name: r.name, cluster: {name: req.cluster, sshPublicKey: publicKey}, options: req.options}))
   let results: (Machine | Error)[]
   try {
     results = await driver.createMany!(specs, ctx)
   } catch (e) {
-    results = batch.map(() => (e instanceof Error ? e : new Error(String(e))))
+    results = specs.map(() => (e instanceof Error ? e : new Error(String(e))))
   }
   const out: (HostOutcome | Error)[] = []
-  for (const [i, r] of batch.entries()) {
+  for (const [i, r] of specs.entries()) {
     const res = results[i] ?? new Error('the driver returned no result for this host')
     if (res instanceof Error) {
       await persistFailed(req, r.name, res)

@@ -1,8 +1,8 @@
-import pLimit from 'p-limit'
 import type {DriverOptions} from '../../drivers/driver.js'
 import type {DriverEntry} from '../../drivers/registry.js'
 import type {EngineConfig} from '../bootstrap/commands.js'
 import {oneLine} from '../errors.js'
+import {window} from '../scheduler/pool.js'
 import type {Store} from '../store/store.js'
 import type {HostRecord} from '../store/types.js'
 import type {SwarmFormation} from '../swarm/formation.js'
@@ -27,6 +27,8 @@ export interface PipelineRequest {
   reporter: Reporter
   /** The command line for the experiment log (no secrets). */
   command: string
+  /** The run's cancellation (first Ctrl-C): no host starts a phase after it aborts. */
+  signal?: AbortSignal
 }
 
 export interface PipelineResult {
@@ -46,7 +48,7 @@ export async function runCreatePipeline(req: PipelineRequest): Promise<PipelineR
   const {store, reporter} = req
   const startedAt = new Date()
   let setup: Promise<BootstrapSetup> | undefined
-  const bootLimit = req.bootstrap ? pLimit(req.bootstrap.concurrency) : undefined
+  const bootLimit = req.bootstrap ? window(req.bootstrap.concurrency, req.signal) : undefined
 
   let formation: SwarmFormation | undefined
   const known = new Map<string, HostRecord>()
@@ -63,6 +65,7 @@ export async function runCreatePipeline(req: PipelineRequest): Promise<PipelineR
       known,
       settings: req.swarm,
       reporter,
+      signal: req.signal,
       // Patterns may expand to more; the count is only used to decide whether managers drain.
       expectedSize: (p) => p.members.length + p.free.length + count,
     }))
@@ -70,13 +73,20 @@ export async function runCreatePipeline(req: PipelineRequest): Promise<PipelineR
 
   const next = bootLimit
     ? async (name: string): Promise<HostOutcome> => {
-        const b = await bootLimit(async () => bootstrapOne(await (setup ??= prepareBootstrap(store)), name, {engine: req.bootstrap!.engine, reporter}))
+        // A host an interrupted run left bootstrapped goes straight on to its join.
+        const before = await store.get(name)
+        const b: HostOutcome =
+          formation && before.phase === 'bootstrapped' && before.engine && before.machine
+            ? {name, ok: true, phase: 'bootstrapped', address: before.machine.address}
+            : await bootLimit(async () => bootstrapOne(await (setup ??= prepareBootstrap(store)), name, {engine: req.bootstrap!.engine, reporter, signal: req.signal}))
         if (!b.ok || !formation) return b
+        req.signal?.throwIfAborted()
         const rec = await store.get(name)
         known.set(name, rec)
         reporter.phase?.(name, 'join', 'start')
         const j = await formation.add(name)
-        reporter.phase?.(name, 'join', j.ok ? 'done' : 'fail', j.error)
+        reporter.phase?.(name, 'join', j.ok ? 'done' : 'fail', j.interrupted ? 'interrupted' : j.error)
+        if (j.interrupted) return {name, ok: false, phase: 'bootstrapped', address: b.address, error: 'interrupted before it joined', interrupted: true}
         if (!j.ok) {
           await recordJoinFailure(store, j)
           reporter.host(name, `join failed: ${j.error}`)
@@ -97,13 +107,16 @@ export async function runCreatePipeline(req: PipelineRequest): Promise<PipelineR
     concurrency: req.createConcurrency,
     reporter,
     next,
+    signal: req.signal,
+    goal: req.swarm ? 'joined' : req.bootstrap ? 'bootstrapped' : 'created',
   })
 
-  if (formation) {
+  // After a Ctrl-C nothing new starts: no promotion, no wait for Ready (the next run verifies).
+  if (formation && !req.signal?.aborted) {
     const promoted = await formation.topUpManagers().catch((e) => (reporter.warn(`could not promote workers to replace failed managers: ${oneLine(e)}`), [] as string[]))
     outcomes = outcomes.map((o) => (promoted.includes(o.name) ? {...o, role: 'manager' as const} : o))
   }
-  if (formation && nodeIds.size > 0) {
+  if (formation && nodeIds.size > 0 && !req.signal?.aborted) {
     const notReady = await formation.verify(nodeIds).catch((e) => new Map([...nodeIds.keys()].map((n) => [n, oneLine(e)])))
     outcomes = outcomes.map((o) => (notReady.has(o.name) ? {...o, ok: false, error: `joined but not Ready (${notReady.get(o.name)})`} : o))
   }

@@ -1,6 +1,8 @@
 import {findDriver, type DriverLookup} from '../../drivers/registry.js'
 import {oneLine} from '../errors.js'
+import {isInterruption} from '../scheduler/interrupt.js'
 import {mapSettled} from '../scheduler/pool.js'
+import {pidAlive} from '../store/batches.js'
 import type {Store} from '../store/store.js'
 import type {HostRecord} from '../store/types.js'
 import type {Reporter} from '../ui/reporter.js'
@@ -18,6 +20,8 @@ export interface RemoveHostsRequest {
   env?: NodeJS.ProcessEnv
   /** Driver lookup; the registry unless a test injects fakes. */
   drivers?: DriverLookup
+  /** The run's cancellation: after the first Ctrl-C no other host starts being removed. */
+  signal?: AbortSignal
 }
 
 /**
@@ -35,18 +39,19 @@ export async function removeHosts(req: RemoveHostsRequest): Promise<HostOutcome[
       const entry = (req.drivers ?? findDriver)(r.driver)
       try {
         if (!entry) throw new Error(`unknown driver '${r.driver}' (this belt knows no such driver)`)
-        if (r.machine) {
+        if (r.owner && pidAlive(r.owner.pid))
+          throw new Error(`belt process ${r.owner.pid} is working on it (${r.phase}); stop that process first, or wait for it`)
+        if (r.machine || r.phase !== 'reserved' || r.resources.length > 0) {
           const options = hostDriverOptions(entry, r, req.env)
-          const ctx = await driverContext(store, r.driver, reporter, {host: r.name})
+          const ctx = await driverContext(store, r.driver, reporter, {host: r.name, signal: req.signal})
           await store.update(r.name, (x) => {
             x.phase = 'removing'
           })
           const driver = await entry.load()
-          await driver.remove(r.machine, options, ctx)
-        } else if (r.resources.length > 0 && !req.force) {
-          throw new Error(
-            `an interrupted create left ${r.resources.map((x) => `${x.kind} ${x.id}`).join(', ')} with no machine record; remove it by hand, then run belt rm --force ${r.name}`,
-          )
+          // A host whose create never returned a Machine: the driver removes what the journal
+          // knows of it, and finds by name what it never learned.
+          if (r.machine) await driver.remove(r.machine, options, ctx)
+          else await driver.removeLeftovers({name: r.name, cluster: r.cluster}, r.resources, options, ctx)
         }
         await store.delete(r.name)
         reporter.host(r.name, 'removed')
@@ -54,8 +59,12 @@ export async function removeHosts(req: RemoveHostsRequest): Promise<HostOutcome[
       } catch (e) {
         const message = oneLine(e)
         if (req.force) {
+          const left = await store.tryGet(r.name).catch(() => undefined)
+          const ids = [...(left?.machine ? [`${r.driver} ${left.machine.id}`] : []), ...(left?.resources ?? r.resources).map((x) => `${x.kind} ${x.id}`)]
           await store.delete(r.name)
-          reporter.host(r.name, `record removed (--force); the driver said: ${message}`)
+          if (ids.length > 0)
+            reporter.warn(`${r.name}: record removed (--force) although the driver could not remove it (${message}); these may still exist and cost money, remove them by hand: ${[...new Set(ids)].join(', ')}`)
+          else reporter.host(r.name, `record removed (--force); the driver said: ${message}`)
           return {name: r.name, ok: true, phase: 'removing', error: message}
         }
         await store
@@ -68,10 +77,10 @@ export async function removeHosts(req: RemoveHostsRequest): Promise<HostOutcome[
         return {name: r.name, ok: false, phase: 'error', error: message}
       }
     },
-    {concurrency: req.concurrency},
+    {concurrency: req.concurrency, signal: req.signal},
   )
-  await removeEmptyClusters(req)
-  return settled.map((s) => (s.ok ? s.value : {name: s.item.name, ok: false, phase: 'error', error: oneLine(s.error)}))
+  if (!req.signal?.aborted) await removeEmptyClusters(req)
+  return settled.map((s) => (s.ok ? s.value : {name: s.item.name, ok: false, phase: s.item.phase, error: oneLine(s.error), interrupted: isInterruption(s.error)}))
 }
 
 /** Calls `removeCluster` for each (driver, cluster) pair that has no host left. */

@@ -95,6 +95,7 @@ export async function prepareFormation(o: {
   settings: SwarmSettings
   reporter: Reporter
   known?: Map<string, HostRecord>
+  signal?: AbortSignal
 }): Promise<{formation: SwarmFormation; plan: SwarmPlan; availability: Availability}> {
   checkManagers(o.settings.managers)
   const withEngine = o.cluster.filter((r) => r.engine && r.machine)
@@ -114,6 +115,7 @@ export async function prepareFormation(o: {
     existing: plan.clusterId ? {clusterId: plan.clusterId, managers: plan.managers} : undefined,
     onJoined: async (r) => recordJoin(o.store, r, advertiseAddress(r.name, byName.get(r.name)!.machine!, o.settings.advertiseType)),
     log: (n, m) => o.reporter.host(n, m),
+    signal: o.signal,
   })
   return {formation, plan, availability}
 }

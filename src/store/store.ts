@@ -149,13 +149,13 @@ export class Store {
    * may throw a UserError to refuse. Records it returns that already exist are overwritten only
    * when `choose` says so by returning them (resuming an unfinished batch).
    */
-  async reserve(choose: (existing: ReadonlyMap<string, HostRecord | undefined>) => HostRecord[]): Promise<HostRecord[]> {
+  async reserve(choose: (existing: ReadonlyMap<string, HostRecord | undefined>) => HostRecord[] | Promise<HostRecord[]>): Promise<HostRecord[]> {
     await this.init()
     return this.locks.with('names', async () => {
       const {records, corrupt} = await this.list()
       const existing = new Map<string, HostRecord | undefined>(records.map((r) => [r.name, r]))
       for (const c of corrupt) existing.set(c.name, undefined)
-      const chosen = choose(existing)
+      const chosen = await choose(existing)
       for (const r of chosen) await this.write(r)
       return chosen
     })

@@ -1,5 +1,6 @@
-import pLimit from 'p-limit'
 import {oneLine} from '../errors.js'
+import {isInterruption} from '../scheduler/interrupt.js'
+import {window, type Window} from '../scheduler/pool.js'
 import {isAlreadyInSwarm, isJoinTimeout, SWARM_PORT, type EngineEndpoint, type JoinTokens, type SwarmApi, type SwarmNode} from './api.js'
 import type {Availability} from './plan.js'
 
@@ -17,6 +18,8 @@ export interface JoinResult {
   timedOut?: boolean
   /** It was already a member: nothing was done. */
   already?: boolean
+  /** Not started because the operator pressed Ctrl-C: not a failure. */
+  interrupted?: boolean
   error?: string
 }
 
@@ -37,6 +40,8 @@ export interface FormationOptions {
   noIngress?: boolean
   /** The swarm that already exists: its managers (names). */
   existing?: {clusterId: string; managers: string[]}
+  /** The run's cancellation: no join starts after it aborts; joins in flight finish and are verified. */
+  signal?: AbortSignal
   /** Persist a host's join (called once per successful join, before its outcome resolves). */
   onJoined?(r: JoinResult): Promise<void>
   log(name: string, message: string): void
@@ -54,7 +59,7 @@ export interface FormationOptions {
 export class SwarmFormation {
   private managerSlots: number
   private managerChain: Promise<unknown> = Promise.resolve()
-  private readonly workers: ReturnType<typeof pLimit>
+  private readonly workers: Window
   private leader?: string
   private clusterId?: string
   private tokens?: Promise<JoinTokens>
@@ -69,7 +74,7 @@ export class SwarmFormation {
   readonly timeouts: string[] = []
 
   constructor(private readonly o: FormationOptions) {
-    this.workers = pLimit(o.workerConcurrency)
+    this.workers = window(o.workerConcurrency, o.signal)
     this.ready = new Promise((res, rej) => {
       this.resolveReady = res
       this.rejectReady = rej
@@ -96,21 +101,24 @@ export class SwarmFormation {
     const asManager = role === 'manager' || (role === undefined && this.managerSlots > 0)
     if (asManager) {
       if (this.managerSlots > 0) this.managerSlots--
-      const p = this.managerChain.then(() => this.joinManager(name))
+      const p = this.managerChain.then(() => {
+        this.o.signal?.throwIfAborted()
+        return this.joinManager(name)
+      })
       this.managerChain = p.catch(() => undefined)
       return p.then(
         (r) => {
           if (!r.ok && role === undefined) this.managerSlots++ // a later arrival takes the slot
           return r
         },
-        (e) => ({name, ok: false, error: oneLine(e)}),
+        (e) => ({name, ok: false, error: oneLine(e), interrupted: isInterruption(e)}),
       )
     }
     // Workers start as soon as the swarm exists, alongside the other managers' joins. (Measured at
     // 100 nodes: waiting for all managers and sending every worker to the leader first was slower,
     // 120-133 s against 99 s.)
     return this.ready.then(
-      () => this.workers(() => this.joinWorker(name)).catch((e) => ({name, ok: false, error: oneLine(e)})),
+      () => this.workers(() => this.joinWorker(name)).catch((e) => ({name, ok: false, error: oneLine(e), interrupted: isInterruption(e)})),
       (e: Error) => ({name, ok: false, error: `not joined: ${e.message}`}),
     )
   }

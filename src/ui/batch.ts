@@ -1,4 +1,4 @@
-import {PartialFailure} from '../errors.js'
+import {InterruptedBatch, PartialFailure} from '../errors.js'
 import type {HostOutcome} from '../services/create-hosts.js'
 import {summarizeNames} from '../names.js'
 import {renderTable} from './table.js'
@@ -23,3 +23,28 @@ export function finishBatch(outcomes: readonly HostOutcome[], opts: {verb: strin
 }
 
 const capital = (s: string) => s.charAt(0).toUpperCase() + s.slice(1)
+
+/** How a host stands after a Ctrl-C, in words for the table. */
+function standing(o: HostOutcome): string {
+  if (o.ok) return o.already ? `done earlier (${o.phase})` : `done (${o.phase})`
+  if (!o.interrupted) return `failed: ${o.error ?? ''}`
+  if (o.phase === 'reserved') return 'not started'
+  if (o.phase === 'creating') return 'creating: its resource (if any) is recorded'
+  return `stopped after ${o.phase}`
+}
+
+/**
+ * Closes a batch the operator interrupted: where every unfinished host stands, on stderr, and an
+ * InterruptedBatch (exit 130) with the command that finishes the batch.
+ */
+export function interruptedBatch(outcomes: readonly HostOutcome[], resume: string, startedAt: number, out: NodeJS.WritableStream = process.stderr): InterruptedBatch<HostOutcome[]> {
+  const unfinished = outcomes.filter((o) => !o.ok)
+  if (unfinished.length > 0) out.write(renderTable(['NAME', 'WHERE IT STANDS'], unfinished.map((o) => [o.name, standing(o)])))
+  const done = outcomes.length - unfinished.length
+  const notStarted = unfinished.filter((o) => o.interrupted && o.phase === 'reserved').length
+  return new InterruptedBatch(
+    `${done} of ${outcomes.length} host${outcomes.length === 1 ? '' : 's'} done after ${seconds(Date.now() - startedAt)}, ${unfinished.length - notStarted} unfinished, ${notStarted} not started; every resource created is recorded`,
+    [...outcomes],
+    resume,
+  )
+}

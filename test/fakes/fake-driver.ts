@@ -64,6 +64,13 @@ export class FakeDriver implements Driver {
     this.hosts.delete(m.id)
   }
 
+  /** Removes hosts of this name (the fake's "find by name") and the ids given. */
+  async removeLeftovers(host: {name: string}, leftovers: readonly {kind: string; id: string}[]): Promise<void> {
+    this.check(`removeLeftovers:${host.name}`)
+    for (const r of leftovers) this.hosts.delete(r.id)
+    for (const [id, h] of this.hosts) if (h.name === host.name) this.hosts.delete(id)
+  }
+
   async stop(m: Machine): Promise<void> {
     this.check(`stop:${m.id}`)
     const h = this.hosts.get(m.id)

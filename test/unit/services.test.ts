@@ -3,6 +3,7 @@ import os from 'node:os'
 import path from 'node:path'
 import {afterEach, beforeEach, describe, expect, it} from 'vitest'
 import {UserError} from '../../src/errors.js'
+import {InterruptedError} from '../../src/scheduler/interrupt.js'
 import {createHosts, type CreateHostsRequest} from '../../src/services/create-hosts.js'
 import {resolveDriverOptions} from '../../src/services/driver-context.js'
 import {listHosts} from '../../src/services/list-hosts.js'
@@ -90,10 +91,71 @@ describe('createHosts', () => {
     fake.failCreate.add('node2')
     await create({patterns: ['node[1:2]']})
     fake.failCreate.clear()
-    await expect(create({patterns: ['node[1:2]']})).rejects.toThrow(/node1 already exists/)
-    const out = await create({patterns: ['node2']})
-    expect(out[0]!.ok).toBe(true)
+    // Another selection that takes a finished host is refused...
+    await expect(create({patterns: ['node[1:3]']})).rejects.toThrow(/node1 already exists/)
+    // ...the same command finishes its batch: node1 is skipped, node2 created, nothing else.
+    const out = await create({patterns: ['node[1:2]']})
+    expect(out.map((o) => [o.name, o.ok, o.already ?? false])).toEqual([
+      ['node1', true, true],
+      ['node2', true, false],
+    ])
+    expect(fake.calls.filter((c) => c.startsWith('create:'))).toEqual(['create:node1', 'create:node2', 'create:node2'])
     expect((await store.get('node2')).phase).toBe('created')
+    // Once complete, the same command again refuses the existing names.
+    await expect(create({patterns: ['node[1:2]']})).rejects.toThrow(/already exist/)
+  })
+
+  it('the same --count command after a Ctrl-C finishes that batch and adds no host; a complete batch then adds N', async () => {
+    const ac = new AbortController()
+    const realCreate = fake.create.bind(fake)
+    // Ctrl-C while node2 is being created: node1 and node2 finish (in flight), the rest never start.
+    fake.create = async (spec, ctx) => {
+      if (spec.name === 'node2') ac.abort(new InterruptedError())
+      return realCreate(spec, ctx)
+    }
+    const first = await create({count: 6, prefix: 'node'}, {concurrency: 2, signal: ac.signal})
+    expect(first.filter((o) => o.ok).map((o) => o.name)).toEqual(['node1', 'node2'])
+    expect(first.filter((o) => o.interrupted).map((o) => [o.name, o.phase])).toEqual([
+      ['node3', 'reserved'],
+      ['node4', 'reserved'],
+      ['node5', 'reserved'],
+      ['node6', 'reserved'],
+    ])
+    fake.create = realCreate
+    const again = await create({count: 6, prefix: 'node'})
+    expect(again.map((o) => o.name)).toEqual(['node1', 'node2', 'node3', 'node4', 'node5', 'node6'])
+    expect(again.every((o) => o.ok)).toBe(true)
+    expect((await store.list()).records.map((r) => r.name)).toEqual(['node1', 'node2', 'node3', 'node4', 'node5', 'node6'])
+    expect(fake.hosts.size).toBe(6)
+    // The batch is complete: the same command now adds six more.
+    const more = await create({count: 6, prefix: 'node'})
+    expect(more.map((o) => o.name)).toEqual(['node7', 'node8', 'node9', 'node10', 'node11', 'node12'])
+  })
+
+  it('hands what an interrupted create left to the driver (leftovers), which adopts or replaces it', async () => {
+    const seen: Array<[string, unknown]> = []
+    const realCreate = fake.create.bind(fake)
+    const ac = new AbortController()
+    fake.create = async (spec, ctx) => {
+      seen.push([spec.name, spec.leftovers])
+      if (spec.name === 'node1' && !spec.leftovers) {
+        // The cloud made the resource and Belt journaled it, then the operator pressed Ctrl-C.
+        await ctx.journal({kind: 'fake-vm', id: 'fake-left', action: 'created'})
+        ac.abort(new InterruptedError())
+        throw new Error('interrupted while starting', {cause: ac.signal.reason})
+      }
+      return realCreate(spec, ctx)
+    }
+    const first = await create({patterns: ['node1']}, {signal: ac.signal})
+    expect(first[0]).toMatchObject({name: 'node1', ok: false, interrupted: true})
+    const rec = await store.get('node1')
+    expect(rec.phase).toBe('creating')
+    expect(rec.resources.map((r) => r.id)).toEqual(['fake-left'])
+    await create({patterns: ['node1']})
+    expect(seen).toEqual([
+      ['node1', undefined],
+      ['node1', [{kind: 'fake-vm', id: 'fake-left'}]],
+    ])
   })
 
   it('refuses existing names before touching the driver', async () => {
@@ -139,6 +201,29 @@ describe('removeHosts', () => {
     expect(out[0]!.ok).toBe(true)
     expect(fake.clustersRemoved).toEqual(['default'])
     expect((await store.list()).records).toEqual([])
+  })
+
+  it('removes a host an interrupted create left (no machine, a journaled resource) through removeLeftovers', async () => {
+    await create({patterns: ['node1']})
+    await store.update('node1', (r) => {
+      r.phase = 'creating'
+      r.machine = undefined
+      r.resources = [{kind: 'fake-vm', id: 'fake-1', at: new Date().toISOString()}]
+    })
+    const out = await removeHosts({store, hosts: [await store.get('node1')], force: false, concurrency: 2, reporter: silentReporter, drivers: reg.lookup})
+    expect(out[0]!.ok).toBe(true)
+    expect(fake.calls).toContain('removeLeftovers:node1')
+    expect(fake.hosts.size).toBe(0)
+    expect(await store.tryGet('node1')).toBeUndefined()
+  })
+
+  it('--force that drops a record whose resource may exist says so and lists the ids', async () => {
+    await create({patterns: ['node1']})
+    fake.failRemove.add('node1')
+    const warnings: string[] = []
+    const out = await removeHosts({store, hosts: [await store.get('node1')], force: true, concurrency: 2, reporter: {...silentReporter, warn: (m) => warnings.push(m)}, drivers: reg.lookup})
+    expect(out[0]!.ok).toBe(true)
+    expect(warnings.join('\n')).toMatch(/may still exist.*fake fake-1.*fake-vm fake-1/)
   })
 
   it('keeps the record with its error when the driver fails, unless --force', async () => {

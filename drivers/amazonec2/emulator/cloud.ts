@@ -1,5 +1,5 @@
 import {createHash, randomBytes} from 'node:crypto'
-import type {Driver, DriverContext, DriverOptions, Machine} from '../../driver.js'
+import type {Backing, DriverContext, DriverOptions, Machine} from '../../driver.js'
 import {ec2ImportedFingerprint, parseOpenSshKey} from '../keys.js'
 import {parseCidr} from '../settings.js'
 import {
@@ -21,7 +21,7 @@ import {
 /** How the emulated cloud behaves in time and under faults. */
 export interface CloudOptions {
   /** Each instance is a host of this driver. */
-  readonly backing: Driver
+  readonly backing: Backing
   readonly backingOptions: DriverOptions
   readonly backingContext: DriverContext
   /** pending -> running takes at least this long (plus the backing host's own creation). */

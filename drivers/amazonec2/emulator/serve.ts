@@ -5,7 +5,7 @@
 import {stat} from 'node:fs/promises'
 import path from 'node:path'
 import {environmentError, usageError} from '../../../src/errors.js'
-import type {Driver, DriverOptions} from '../../driver.js'
+import type {Backing, DriverOptions} from '../../driver.js'
 import {backingContext} from '../../emulator-kit.js'
 import {usageBanner} from './index.js'
 import {Ec2Emulator, parseRate} from './server.js'
@@ -32,7 +32,7 @@ function fraction(flag: string, text: string): number {
   return n
 }
 
-async function loadBacking(s: Ec2ServeSettings): Promise<{driver: Driver; options: DriverOptions; vpcCidr: string}> {
+async function loadBacking(s: Ec2ServeSettings): Promise<{driver: Backing; options: DriverOptions; vpcCidr: string}> {
   if (s.backing === 'simulated') return {driver: createSimulatedBacking(), options: {}, vpcCidr: '172.31.0.0/16'}
   const {createLocalDriver} = await import('../../local/index.js')
   // The local hosts' bridge addresses are the instances' private addresses: the VPC is that subnet.

@@ -2,7 +2,7 @@ import {randomUUID} from 'node:crypto'
 import http from 'node:http'
 import type {AddressInfo} from 'node:net'
 import {XMLBuilder} from 'fast-xml-parser'
-import type {Driver, DriverContext, DriverOptions} from '../../driver.js'
+import type {Backing, DriverContext, DriverOptions} from '../../driver.js'
 import {memoryContext, seededRandom} from '../../emulator-kit.js'
 import {Ec2Cloud} from './cloud.js'
 import {Ec2Error, decodeParams} from './query.js'
@@ -12,7 +12,7 @@ export const EC2_XMLNS = `http://ec2.amazonaws.com/doc/${EC2_API_VERSION}/`
 
 export interface Ec2EmulatorOptions {
   /** Each instance is a host of this driver (the local driver, or the simulated backing in tests). */
-  readonly backing: Driver
+  readonly backing: Backing
   readonly backingOptions?: DriverOptions
   /** The context for backing calls; a throwaway one (no journal, in-process locks) when absent. */
   readonly backingContext?: DriverContext

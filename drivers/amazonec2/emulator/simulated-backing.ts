@@ -1,5 +1,5 @@
 import net from 'node:net'
-import type {Driver, DriverContext, DriverOptions, HostSpec, Machine, MachineState} from '../../driver.js'
+import type {Backing, DriverContext, DriverOptions, HostSpec, Machine, MachineState} from '../../driver.js'
 
 export interface SimulatedBackingOptions {
   /**
@@ -24,7 +24,7 @@ interface SimHost {
 }
 
 /** A backing "driver" for the EC2 emulator's tests and benchmarks: a TCP listener per host on a loopback address. */
-export interface SimulatedBacking extends Driver {
+export interface SimulatedBacking extends Backing {
   /** Hosts whose listener is open now. */
   readonly listening: number
   /** Closes every listener and forgets every host. */

@@ -4,7 +4,7 @@
  */
 import path from 'node:path'
 import {usageError} from '../../../src/errors.js'
-import type {Driver, DriverOptions} from '../../driver.js'
+import type {Backing, DriverOptions} from '../../driver.js'
 import {backingContext} from './context.js'
 import {parseRateLimit} from './limiter.js'
 import {startEmulator, type EmulatorHandle} from './server.js'
@@ -33,7 +33,7 @@ function rate(flag: string, text: string): number {
   return n
 }
 
-async function loadBacking(s: ServeSettings): Promise<{driver: Driver; options: DriverOptions}> {
+async function loadBacking(s: ServeSettings): Promise<{driver: Backing; options: DriverOptions}> {
   if (s.backing === 'simulated') return {driver: createSimulatedBacking(), options: {}}
   const {createLocalDriver} = await import('../../local/index.js')
   return {driver: createLocalDriver(), options: {subnet: s.localSubnet}}

@@ -17,7 +17,7 @@ import {createHash, randomUUID} from 'node:crypto'
 import http from 'node:http'
 import type {AddressInfo} from 'node:net'
 import pLimit from 'p-limit'
-import type {Driver, DriverContext, DriverOptions, Machine} from '../../driver.js'
+import type {Backing, DriverContext, DriverOptions, Machine} from '../../driver.js'
 import type {DoAction, DoDroplet, DoFirewall, DoFirewallTarget, DoSshKey, DoTag} from '../types.js'
 import {MAX_PER_PAGE, MULTI_CREATE_MAX} from '../types.js'
 import {IMAGES, REGIONS, SIZES, defaultVpc} from './catalog.js'
@@ -41,7 +41,7 @@ export interface EmulatorOptions {
   /** TCP port on 127.0.0.1 (0: any free port). */
   port?: number
   /** The driver that makes each droplet's machine, with its options and context. */
-  backing: Driver
+  backing: Backing
   backingOptions?: DriverOptions
   backingContext: DriverContext
   /** Cluster name given to the backing driver for every droplet (default `do-emulator`). */

@@ -11,7 +11,7 @@
  */
 import net from 'node:net'
 import {environmentError} from '../../../src/errors.js'
-import type {Driver, DriverContext, DriverOptions, HostSpec, Machine, MachineState} from '../../driver.js'
+import type {Backing, DriverContext, DriverOptions, HostSpec, Machine, MachineState} from '../../driver.js'
 
 export interface SimulatedBackingOptions {
   /** Second octet of the addresses handed out (127.<octet>.x.y); default 77. */
@@ -44,7 +44,7 @@ function listen(address: string): Promise<net.Server> {
 
 const close = (s?: net.Server) => new Promise<void>((resolve) => (s ? s.close(() => resolve()) : resolve()))
 
-export class SimulatedBacking implements Driver {
+export class SimulatedBacking implements Backing {
   readonly name = 'simulated'
   readonly description = 'loopback addresses with a banner on port 22, for emulator tests and rehearsals'
   readonly options = [] as const
