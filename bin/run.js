@@ -9,5 +9,15 @@ if (major < 22) {
   )
   process.exit(5)
 }
+// Start-up time (README "Benchmarks"): V8 keeps the compiled code of every module loaded from here on
+// in a cache on disk (os.tmpdir()/node-compile-cache, keyed by file contents; a cache it cannot
+// write is skipped), so later starts skip parsing and compiling; and @oclif/core's own check of
+// the Node version, which loads all of semver on import, is skipped: the check above is stricter.
+const {enableCompileCache} = await import('node:module')
+enableCompileCache?.()
+const engineWarning = process.env.OCLIF_DISABLE_ENGINE_WARNING
+process.env.OCLIF_DISABLE_ENGINE_WARNING = '1'
 const {execute} = await import('@oclif/core')
+if (engineWarning === undefined) delete process.env.OCLIF_DISABLE_ENGINE_WARNING
+else process.env.OCLIF_DISABLE_ENGINE_WARNING = engineWarning
 await execute({dir: import.meta.url})
