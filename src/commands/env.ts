@@ -1,6 +1,6 @@
 import {Args, Flags} from '@oclif/core'
 import {BaseCommand} from '../base-command.js'
-import {certPaths} from '../pki/ca.js'
+import {certPaths} from '../pki/paths.js'
 import {refuseMovedHosts} from '../services/driver-context.js'
 import {SHELLS, detectShell, engineVariables, ensureDockerContext, renderEnv, type Shell} from '../services/engine-env.js'
 

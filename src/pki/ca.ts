@@ -25,8 +25,10 @@ import path from 'node:path'
 import {environmentError} from '../errors.js'
 import {ensurePrivateDir, fsyncDir, writeFileAtomic} from '../store/atomic.js'
 import type {Store} from '../store/store.js'
+import {certPaths, type CertPaths} from './paths.js'
 import {caFromPem, certInfo, generateCaPair, issueClientCert, keyMatchesCert, signedBySync, type Ca, type CaOptions, type ClientCertOptions, type KeyType} from './x509.js'
 
+export {certPaths, type CertPaths} from './paths.js'
 export {
   BACKDATE_MS,
   DEFAULT_KEY_TYPE,
@@ -56,30 +58,6 @@ export {
 
 /** The lock that guards every file in `certs/`. */
 const LOCK = 'certs'
-
-/** Where the store keeps its certificates; `dir` is usable as DOCKER_CERT_PATH. */
-export interface CertPaths {
-  dir: string
-  caCert: string
-  caKey: string
-  clientCert: string
-  clientKey: string
-  /** Where {@link rotateCa} keeps the pair it replaced. */
-  previousDir: string
-}
-
-/** The certificate files of `store` (nothing is created). */
-export function certPaths(store: Store): CertPaths {
-  const dir = store.certsDir
-  return {
-    dir,
-    caCert: path.join(dir, 'ca.pem'),
-    caKey: path.join(dir, 'ca-key.pem'),
-    clientCert: path.join(dir, 'cert.pem'),
-    clientKey: path.join(dir, 'key.pem'),
-    previousDir: path.join(dir, 'previous'),
-  }
-}
 
 /**
  * The client side of mutual TLS with the store's engines. Its `ca`, `cert` and `key` are what

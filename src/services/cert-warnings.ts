@@ -1,6 +1,6 @@
+import {X509Certificate} from 'node:crypto'
 import {readFile} from 'node:fs/promises'
-import {certPaths} from '../pki/ca.js'
-import {certInfo} from '../pki/x509.js'
+import {certPaths} from '../pki/paths.js'
 import type {Store} from '../store/store.js'
 import type {HostRecord} from '../store/types.js'
 
@@ -30,12 +30,16 @@ export async function storeCertWarnings(store: Store, now = new Date()): Promise
   ] as const) {
     const pem = await readFile(file, 'utf8').catch(() => undefined)
     if (!pem) continue
+    let notAfter: Date
     try {
-      const w = expiry(`${what} (${file})`, certInfo(pem).notAfter, now, fix)
-      if (w) out.push(w)
+      // Node's own parser is enough for a date: `ls` and `inspect` do not load the X.509 library.
+      notAfter = new X509Certificate(pem).validToDate
     } catch (e) {
-      out.push(`${file} is unreadable: ${(e as Error).message}`)
+      out.push(`${file} is unreadable: the certificate is not a readable PEM certificate: ${(e as Error).message}`)
+      continue
     }
+    const w = expiry(`${what} (${file})`, notAfter, now, fix)
+    if (w) out.push(w)
   }
   return out
 }

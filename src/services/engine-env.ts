@@ -1,7 +1,7 @@
 import {execFile} from 'node:child_process'
 import {promisify} from 'node:util'
 import {ExitCode, UserError, environmentError, usageError} from '../errors.js'
-import {certPaths} from '../pki/ca.js'
+import {certPaths} from '../pki/paths.js'
 import type {Store} from '../store/store.js'
 import type {HostRecord} from '../store/types.js'
 
