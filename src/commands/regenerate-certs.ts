@@ -1,5 +1,4 @@
 import {Args, Flags} from '@oclif/core'
-import {confirm} from '@inquirer/prompts'
 import {findDriver} from '../../drivers/registry.js'
 import {BaseCommand, canPrompt} from '../base-command.js'
 import {usageError} from '../errors.js'
@@ -41,6 +40,7 @@ export default class RegenerateCerts extends BaseCommand<typeof RegenerateCerts>
     }
     if (!this.flags.yes) {
       if (!canPrompt()) throw usageError(`refusing to restart the engines of ${summarizeNames(names)} without confirmation`, 'E_CONFIRM', 'pass -y')
+      const {confirm} = await import('@inquirer/prompts')
       const ok = await confirm({message: `Regenerate certificates and restart the engines of ${summarizeNames(names)}?`, default: false})
       if (!ok) {
         this.note('Nothing changed.')

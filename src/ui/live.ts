@@ -1,4 +1,3 @@
-import {Listr, ListrLogger, ProcessOutput} from 'listr2'
 import {summarizeNames} from '../names.js'
 import type {BatchPhase, Reporter} from './reporter.js'
 import {LineReporter} from './reporter.js'
@@ -47,6 +46,7 @@ export class LiveReporter implements Reporter {
   private timer?: NodeJS.Timeout
   private run?: Promise<unknown>
   private readonly later: string[] = []
+  private stopping = false
 
   constructor(
     private readonly phases: readonly BatchPhase[],
@@ -55,25 +55,35 @@ export class LiveReporter implements Reporter {
     for (const p of phases) this.counts.set(p, {running: new Map(), done: 0, failed: [], total: totals[p]})
   }
 
+  /** Starts the view; listr2 is loaded here, so commands without a live view never load it. */
   start(): void {
-    const list = new Listr(
-      this.phases.map((p) => ({
-        title: phaseTitle(p, this.counts.get(p)!, Date.now()),
-        task: (_: unknown, task: {title: string}) =>
-          new Promise<void>((resolve) => {
-            this.titles.set(p, (t) => (task.title = t))
-            this.finish.set(p, resolve)
-          }),
-      })),
-      {
-        concurrent: true,
-        exitOnError: false,
-        registerSignalListeners: false,
-        // The view goes to stderr: stdout is for data and --json.
-        rendererOptions: {logger: new ListrLogger({processOutput: new ProcessOutput(process.stderr, process.stderr)}), collapseSubtasks: false},
-      },
-    )
-    this.run = list.run().catch(() => undefined)
+    this.run = import('listr2')
+      .then(({Listr, ListrLogger, ProcessOutput}) => {
+        const list = new Listr(
+          this.phases.map((p) => ({
+            title: phaseTitle(p, this.counts.get(p)!, Date.now()),
+            task: (_: unknown, task: {title: string}) =>
+              new Promise<void>((resolve) => {
+                this.titles.set(p, (t) => (task.title = t))
+                this.finish.set(p, resolve)
+                // A batch that ended before listr2 was loaded: show the final counts and end.
+                if (this.stopping) {
+                  task.title = phaseTitle(p, this.counts.get(p)!, Date.now())
+                  resolve()
+                }
+              }),
+          })),
+          {
+            concurrent: true,
+            exitOnError: false,
+            registerSignalListeners: false,
+            // The view goes to stderr: stdout is for data and --json.
+            rendererOptions: {logger: new ListrLogger({processOutput: new ProcessOutput(process.stderr, process.stderr)}), collapseSubtasks: false},
+          },
+        )
+        return list.run()
+      })
+      .catch(() => undefined)
     this.timer = setInterval(() => this.refresh(), 500)
   }
 
@@ -84,6 +94,7 @@ export class LiveReporter implements Reporter {
 
   /** Ends the view (all phase tasks complete) and prints what was held back. */
   async stop(): Promise<void> {
+    this.stopping = true
     if (this.timer) clearInterval(this.timer)
     this.refresh()
     for (const f of this.finish.values()) f()
