@@ -119,7 +119,7 @@ export interface Driver {
   readonly description: string
   readonly options: readonly DriverOption[]
 
-  /** Validates options, credentials and privileges. Creates nothing. Rejects with a UserError. */
+  /** Validates options, credentials and privileges. Creates nothing (`ctx.stateDir` may not exist yet). Rejects with a UserError. */
   preflight(options: DriverOptions, ctx: DriverContext): Promise<void>
 
   /**

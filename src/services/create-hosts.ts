@@ -104,7 +104,6 @@ export async function createHosts(req: CreateHostsRequest): Promise<HostOutcome[
   const names = 'patterns' in req.selection ? expandNames(req.selection.patterns) : undefined
   if (names && names.length === 0) throw usageError('no host names given', 'E_NO_NAMES', 'name hosts (node[1:5]) or pass --count N')
 
-  await store.init()
   const selection = names ? {names} : {count: (req.selection as {count: number}).count, prefix: (req.selection as {prefix: string}).prefix}
   const key = batchKey({cluster: req.cluster, driver: req.driver.name, selection})
   const earlier = await loadBatch(store, key)
@@ -146,9 +145,10 @@ export async function createHosts(req: CreateHostsRequest): Promise<HostOutcome[
   for (const c of corrupt) existing.set(c.name, undefined)
   plan(existing)
 
-  const ctx = await driverContext(store, req.driver.name, reporter, {signal: req.signal})
   const driver = await req.driver.load()
-  await driver.preflight(req.options, ctx)
+  // Options and credentials are checked before anything exists in the store: a usage error leaves nothing behind.
+  await driver.preflight(req.options, await driverContext(store, req.driver.name, reporter, {signal: req.signal, noDirs: true}))
+  await store.init()
   const clusterKey = await ensureClusterKey(store, req.cluster)
   const startedAt = new Date().toISOString()
   const batch: CreateBatch = {schemaVersion: BATCH_SCHEMA_VERSION, selection, cluster: req.cluster, driver: req.driver.name, names: [], state: 'running', pid: process.pid, startedAt: resuming?.startedAt ?? startedAt, updatedAt: startedAt}

@@ -15,11 +15,13 @@ export async function driverContext(
   store: Store,
   driver: string,
   reporter: Reporter,
-  opts: {host?: string; signal?: AbortSignal} = {},
+  opts: {host?: string; signal?: AbortSignal; /** For preflight, which creates nothing: stateDir is not created. */ noDirs?: boolean} = {},
 ): Promise<DriverContext> {
   const stateDir = store.driverDir(driver)
-  await ensurePrivateDir(path.dirname(stateDir))
-  await ensurePrivateDir(stateDir)
+  if (!opts.noDirs) {
+    await ensurePrivateDir(path.dirname(stateDir))
+    await ensurePrivateDir(stateDir)
+  }
   return {
     stateDir,
     signal: opts.signal,

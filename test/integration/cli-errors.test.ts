@@ -117,6 +117,12 @@ describe('store containment and bad input (issue 9)', () => {
     await expectOneLineError(['inspect', '../../leak'], 2, /'\.\.\/\.\.\/leak' is not a valid host name/, {store: s})
   })
 
+  it('a driver option that preflight refuses (exit 2) leaves no store directory behind', async () => {
+    const s = fresh()
+    await expectOneLineError(['create', '--driver', 'local', '--no-bootstrap', '--local-subnet', 'nope', 'node1'], 2, /--local-subnet nope/, {store: s})
+    expect(existsSync(path.dirname(path.dirname(s)))).toBe(false)
+  })
+
   it('a store directory that already exists keeps its mode (BELT_STORE=/tmp must not change /tmp)', async () => {
     const s = fresh()
     await mkdir(s, {recursive: true})

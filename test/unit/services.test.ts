@@ -1,3 +1,4 @@
+import {existsSync} from 'node:fs'
 import {mkdtemp, rm, stat} from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
@@ -99,7 +100,8 @@ describe('createHosts', () => {
       ['node1', true, true],
       ['node2', true, false],
     ])
-    expect(fake.calls.filter((c) => c.startsWith('create:'))).toEqual(['create:node1', 'create:node2', 'create:node2'])
+    // Creates run concurrently: their order is not part of the contract.
+    expect(fake.calls.filter((c) => c.startsWith('create:')).sort()).toEqual(['create:node1', 'create:node2', 'create:node2'])
     expect((await store.get('node2')).phase).toBe('created')
     // Once complete, the same command again refuses the existing names.
     await expect(create({patterns: ['node[1:2]']})).rejects.toThrow(/already exist/)
@@ -180,6 +182,20 @@ describe('createHosts', () => {
   it('reserves nothing when preflight fails', async () => {
     await expect(create({patterns: ['node1']}, {options: {token: 'bad'}})).rejects.toThrow(/token rejected/)
     expect((await store.list()).records).toEqual([])
+  })
+
+  it('creates nothing at all, not even the store directory, when preflight refuses the options', async () => {
+    await expect(create({patterns: ['node1']}, {options: {token: 'bad'}})).rejects.toThrow(/token rejected/)
+    expect(fake.calls).toEqual(['preflight'])
+    expect(existsSync(store.dir)).toBe(false)
+  })
+
+  it('creates nothing when a name is bad, and never calls the driver', async () => {
+    fake.forbidCalls = true
+    await expect(create({patterns: ['node1', 'BAD!']})).rejects.toMatchObject({code: 'E_NAME_INVALID', exit: 2})
+    await expect(create({count: 2, prefix: 'Bad_'})).rejects.toMatchObject({code: 'E_NAME_INVALID', exit: 2})
+    expect(fake.calls).toEqual([])
+    expect(existsSync(store.dir)).toBe(false)
   })
 
   it('--count continues numbering after the existing hosts', async () => {
