@@ -157,7 +157,7 @@ async function firstCommand(input: BootstrapInput, command: string) {
   if (wanted) {
     const m = input.machine
     throw new UserError(
-      `${input.name} (${m.address}) refuses logins as ${m.ssh.user} and asks for user ${wanted}: ${input.userFlag ? `pass ${input.userFlag} ${wanted}` : `log in as ${wanted}`}`,
+      `${input.name} (${m.address}) refuses logins as ${m.ssh.user} and asks for user ${wanted}: ${input.userFlag ? `create it again with ${input.userFlag} ${wanted} (belt rm ${input.name} first)` : `log in as ${wanted}`}`,
       {code: 'E_SSH_WRONG_USER', exit: ExitCode.environment},
     )
   }

@@ -260,10 +260,15 @@ export interface WaitForSshOptions {
   userFlag?: string
 }
 
-/** One line for a key the host kept refusing: the user tried and, when there is one, the flag to change it. */
+/**
+ * One line for a key the host kept refusing: the user tried and, when there is one, the flag to
+ * change it (a host keeps the login user it was created with: it must be created again).
+ */
 export function keyRefusedMessage(hostName: string, host: string, user: string, seconds: number, userFlag?: string): string {
   const why = `${hostName} (${host}) refused belt's SSH key for user ${user} for ${seconds} s after its sshd came up`
-  return userFlag ? `${why}: if the image logs in as another user, pass it with ${userFlag}` : `${why}: check that the cluster key is in ${user}'s authorized_keys`
+  return userFlag
+    ? `${why}: if the image logs in as another user, create it again with ${userFlag} USER (belt rm ${hostName} first)`
+    : `${why}: check that the cluster key is in ${user}'s authorized_keys`
 }
 
 /**

@@ -71,7 +71,7 @@ let emu: Ec2Emulator
 let backing: SimulatedBacking
 let sdk: EC2Client
 /** Driver options for every test; the endpoint is filled in once the emulator listens. */
-const options: Record<string, string> = {region: 'us-east-1', 'ssh-user': 'root', 'instance-type': 't3.small', 'root-size': '16', spot: 'false', 'admin-cidr': '0.0.0.0/0'}
+const options: Record<string, string> = {region: 'us-east-1', 'instance-type': 't3.small', 'root-size': '16', spot: 'false', 'admin-cidr': '0.0.0.0/0'}
 
 const newDriver = (): AmazonEc2Driver => createAmazonEc2Driver({clientConfig: {credentials: CREDENTIALS}, timing: FAST, env: {}})
 const cluster = (name: string): ClusterSpec => ({name, sshPublicKey: sshPublicKey(`belt@${name}`)})
@@ -369,8 +369,10 @@ describe('amazonec2 against the emulator', () => {
   it('preflight warns when the image names another login user, and names bad images and regions', async () => {
     const driver = newDriver()
     const ctx = memoryContext()
-    await driver.preflight({...options, 'ssh-user': 'ubuntu'}, ctx)
-    expect(ctx.lines.join('\n')).toMatch(/pass --amazonec2-ssh-user root/)
+    await driver.preflight(options, ctx) // the default user, ubuntu, is the Ubuntu image's
+    expect(ctx.lines.join('\n')).not.toMatch(/login user/)
+    await driver.preflight({...options, 'ssh-user': 'root'}, ctx)
+    expect(ctx.lines.join('\n')).toMatch(/says its login user is ubuntu, not root: pass --amazonec2-ssh-user ubuntu/)
     await expect(driver.preflight({...options, ami: 'ami-0123456789abcdef0'}, ctx)).rejects.toMatchObject({code: 'E_AWS_AMI'})
     await expect(driver.preflight({...options, 'instance-type': 't4g.small'}, ctx)).resolves.toBeUndefined() // the arm64 image
     await expect(driver.preflight({...options, region: 'ap-east-9'}, ctx)).rejects.toMatchObject({code: 'E_AWS_AUTH'})

@@ -9,8 +9,10 @@ import {belt, beltBin} from '../helpers/cli.js'
 import {systemSnapshot, type SystemSnapshot} from '../helpers/system.js'
 
 // The README's EC2 rehearsal, end to end: `belt emulator ec2` (instances backed by real local
-// hosts), then belt create --driver amazonec2 --count 5 --swarm against it. Fake credentials and
-// the emulator's endpoint only: nothing here can reach AWS.
+// hosts), then belt create --driver amazonec2 --count 5 --swarm against it with default flags: the
+// emulator's Ubuntu image logs in as ubuntu with passwordless sudo, like a real Ubuntu AMI, so the
+// bootstrap runs through sudo. Fake credentials and the emulator's endpoint only: nothing here can
+// reach AWS.
 const run = promisify(execFile)
 const AWS_ENV = {
   AWS_ACCESS_KEY_ID: 'AKIDBELTTEST',
@@ -57,7 +59,7 @@ afterAll(async () => {
 })
 
 const ec2 = () => new EC2Client({endpoint, region: 'us-east-1', credentials: {accessKeyId: AWS_ENV.AWS_ACCESS_KEY_ID, secretAccessKey: AWS_ENV.AWS_SECRET_ACCESS_KEY}})
-const createArgs = () => ['--driver', 'amazonec2', '--amazonec2-endpoint', endpoint, '--amazonec2-ssh-user', 'root']
+const createArgs = () => ['--driver', 'amazonec2', '--amazonec2-endpoint', endpoint]
 
 describe('amazonec2 through the EC2 emulator, with real hosts behind it', () => {
   it('belt create --count 5 --swarm ends with a 5-node swarm the docker CLI reports Ready', async () => {
@@ -72,6 +74,8 @@ describe('amazonec2 through the EC2 emulator, with real hosts behind it', () => 
     const ls = await run('docker', ['node', 'ls', '--format', '{{.Hostname}} {{.Status}}'], {env: {PATH: process.env.PATH, DOCKER_CONFIG: path.join(tmp, 'docker'), ...env}})
     const lines = ls.stdout.trim().split('\n').sort()
     expect(lines).toEqual(['node1 Ready', 'node2 Ready', 'node3 Ready', 'node4 Ready', 'node5 Ready'])
+    const who = await belt(['ssh', manager, 'id -un; sudo -n stat -c %U:%a /etc/docker/server-key.pem'], {store})
+    expect(who.stdout.trim().split('\n'), who.stderr).toEqual(['ubuntu', 'root:600'])
   })
 
   it('belt rm -y leaves no instance, security group or key pair of the cluster in the emulator', async () => {

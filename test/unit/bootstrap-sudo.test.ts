@@ -179,7 +179,7 @@ describe('bootstrapHost as ubuntu with passwordless sudo', () => {
     const host = new FakeHost(() => ({code: 142, stdout: 'Please login as the user "ubuntu" rather than the user "root".\n\n', stderr: ''}))
     const err = (await bootstrapHost(input(host, 'root', {userFlag: '--amazonec2-ssh-user'})).catch((e: unknown) => e)) as Error & {code?: string}
     expect(err.code).toBe('E_SSH_WRONG_USER')
-    expect(err.message).toBe('node1 (127.0.0.9) refuses logins as root and asks for user ubuntu: pass --amazonec2-ssh-user ubuntu')
+    expect(err.message).toBe('node1 (127.0.0.9) refuses logins as root and asks for user ubuntu: create it again with --amazonec2-ssh-user ubuntu (belt rm node1 first)')
     expect(host.execs).toHaveLength(1)
   })
 
@@ -217,11 +217,11 @@ describe('waitForSsh when a running sshd refuses the key', () => {
     expect(Date.now() - t0).toBeLessThan(30_000)
     expect(err.code).toBe('E_SSH_AUTH')
     expect(err.message).not.toContain('\n')
-    expect(err.message).toMatch(/^node1 \(127\.0\.0\.1\) refused belt's SSH key for user admin for \d+ s after its sshd came up: .*--amazonec2-ssh-user$/)
+    expect(err.message).toMatch(/^node1 \(127\.0\.0\.1\) refused belt's SSH key for user admin for \d+ s after its sshd came up: .*--amazonec2-ssh-user USER \(belt rm node1 first\)$/)
   })
 
   it.each([
-    ['--amazonec2-ssh-user', "n1 (10.0.0.1) refused belt's SSH key for user ubuntu for 30 s after its sshd came up: if the image logs in as another user, pass it with --amazonec2-ssh-user"],
+    ['--amazonec2-ssh-user', "n1 (10.0.0.1) refused belt's SSH key for user ubuntu for 30 s after its sshd came up: if the image logs in as another user, create it again with --amazonec2-ssh-user USER (belt rm n1 first)"],
     [undefined, "n1 (10.0.0.1) refused belt's SSH key for user ubuntu for 30 s after its sshd came up: check that the cluster key is in ubuntu's authorized_keys"],
   ])('keyRefusedMessage with flag %j', (flag, expected) => expect(keyRefusedMessage('n1', '10.0.0.1', 'ubuntu', 30, flag)).toBe(expected))
 })
