@@ -103,7 +103,9 @@ const STOP_GRACE_MS = 10_000
 
 async function sh(cmd: string, args: readonly string[]): Promise<string> {
   try {
-    return (await run(cmd, args, {maxBuffer: 16 * 1024 * 1024})).stdout
+    // A process group of its own: the operator's Ctrl-C (sent to belt's whole group by the terminal)
+    // must not kill a half-done `ip` step; belt decides what to stop.
+    return String((await run(cmd, args, {maxBuffer: 16 * 1024 * 1024, encoding: 'utf8', detached: true} as {maxBuffer: number; encoding: 'utf8'})).stdout)
   } catch (e) {
     const err = e as Error & {stderr?: string}
     throw new Error(`${cmd} ${args.join(' ')}: ${(err.stderr ?? err.message).trim()}`, {cause: e})

@@ -128,16 +128,18 @@ export async function bootstrapOne(setup: BootstrapSetup, name: string, o: Boots
     return {name, ok: true, phase: 'bootstrapped', address: machine.address, ms: Date.now() - t0}
   } catch (e) {
     const message = oneLine(e)
+    // Interrupted: the host stays `created` (every step is idempotent: the next run starts over).
+    const interrupted = isInterruption(e)
     await store
       .update(name, (r) => {
-        r.phase = 'error'
+        r.phase = interrupted ? 'created' : 'error'
         r.owner = undefined
-        r.error = {phase: 'bootstrapping', message, at: new Date().toISOString()}
+        r.error = interrupted ? undefined : {phase: 'bootstrapping', message, at: new Date().toISOString()}
       })
       .catch(() => undefined)
     o.reporter.host(name, `bootstrap failed: ${message}`)
     o.reporter.phase?.(name, 'bootstrap', 'fail', message)
-    return {name, ok: false, phase: 'error', address: record.machine?.address, error: message, ...(isInterruption(e) ? {interrupted: true} : {})}
+    return {name, ok: false, phase: interrupted ? 'created' : 'error', address: record.machine?.address, error: message, ...(interrupted ? {interrupted: true} : {})}
   }
 }
 

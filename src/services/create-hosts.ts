@@ -166,7 +166,7 @@ export async function createHosts(req: CreateHostsRequest): Promise<HostOutcome[
         reporter.warn(`an earlier batch (${describeSelection(b.selection)}: ${summarizeNames(b.names)}) did not finish; run the same command again to finish it`)
   }
 
-  if (resuming) reporter.info(`Resuming the unfinished batch of ${summarizeNames(resuming.names)} (started ${resuming.startedAt}): ${done.length} done, ${resume.length} to finish, ${records.length} to create; no other host is added`)
+  if (resuming) reporter.info(`Resuming the unfinished batch of ${summarizeNames(resuming.names)} (started ${resuming.startedAt}): ${done.length} done, ${resume.length} to finish, ${records.length} to create or adopt; no other host is added`)
   else if (resume.length > 0) reporter.info(`Resuming ${summarizeNames(resume)}: created by an earlier run, not finished`)
   const doneOutcomes: HostOutcome[] = done.map((name) => ({name, ok: true, phase: existing.get(name)!.phase, address: existing.get(name)?.machine?.address, already: true}))
   const onError = (name: string) => (e: unknown): HostOutcome => ({name, ok: false, phase: 'error', error: oneLine(e), interrupted: isInterruption(e)})
@@ -214,14 +214,12 @@ export async function createHosts(req: CreateHostsRequest): Promise<HostOutcome[
   }
   const out: HostOutcome[] = [...doneOutcomes]
   for (const s of settled) {
-    if (!s.ok && isInterruption(s.error)) {
-      // Where the host really is: `reserved` (never started) or `creating` (its resource may exist).
-      const now = await store.tryGet(s.item.name).catch(() => undefined)
-      out.push({...onError(s.item.name)(s.error), phase: now?.phase ?? s.item.phase})
-    } else if (!s.ok) out.push(onError(s.item.name)(s.error))
+    if (!s.ok) out.push(onError(s.item.name)(s.error))
     else out.push((await following.get(s.item.name)) ?? s.value)
   }
   for (const [, p] of resumed) out.push(await p)
+  // Where each interrupted host really stands, for the operator's table.
+  for (const o of out) if (o.interrupted) o.phase = (await store.tryGet(o.name).catch(() => undefined))?.phase ?? o.phase
   batch.state = out.every((o) => o.ok) ? 'complete' : 'incomplete'
   await saveBatch(store, batch)
   const order = new Map(chosen.map((n, i) => [n, i]))

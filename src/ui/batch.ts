@@ -30,7 +30,9 @@ function standing(o: HostOutcome): string {
   if (!o.interrupted) return `failed: ${o.error ?? ''}`
   if (o.phase === 'reserved') return 'not started'
   if (o.phase === 'creating') return 'creating: its resource (if any) is recorded'
-  return `stopped after ${o.phase}`
+  if (o.phase === 'created' || o.phase === 'bootstrapping') return 'created; engine not ready yet'
+  if (o.phase === 'bootstrapped') return 'engine ready; not in the swarm yet'
+  return `interrupted (${o.phase})`
 }
 
 /**
