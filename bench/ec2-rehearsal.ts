@@ -76,7 +76,7 @@ async function rehearse(mode: string): Promise<void> {
   const driver = createAmazonEc2Driver({clientConfig: {credentials}})
   let journal = 0
   const ctx: DriverContext = {...throwawayContext(), journal: async () => void journal++}
-  const options = {endpoint: emu.endpoint, region: 'us-east-1', 'ssh-user': 'root', 'instance-type': 't3.small', 'root-size': '16', spot: 'false', 'admin-cidr': '0.0.0.0/0'}
+  const options = {endpoint: emu.endpoint, region: 'us-east-1', 'instance-type': 't3.small', 'root-size': '16', spot: 'false', 'admin-cidr': '0.0.0.0/0'}
   const cluster = {name: `rehearsal-${mode}`, sshPublicKey: sshPublicKey()}
   const specs: HostSpec[] = Array.from({length: n}, (_, i) => ({name: `node${i + 1}`, cluster, options}))
   const perHost: number[] = []
