@@ -1,5 +1,6 @@
-import {Flags} from '@oclif/core'
+import {Errors, Flags} from '@oclif/core'
 import type {EngineConfig} from './bootstrap/commands.js'
+import {installUrlProblem} from './install-url.js'
 
 /** `--engine-*` flags, shared by create and provision (docker-machine's names). */
 export const engineFlags = {
@@ -9,7 +10,17 @@ export const engineFlags = {
   'engine-registry-mirror': Flags.string({description: 'registry mirror URL (repeatable)', multiple: true, helpGroup: 'ENGINE'}),
   'engine-storage-driver': Flags.string({description: 'storage driver, e.g. overlay2 [default: the engine\'s choice]', helpGroup: 'ENGINE'}),
   'engine-version': Flags.string({description: 'engine package version to install where none is present, e.g. 20.10.24 [default: the distribution\'s]', helpGroup: 'ENGINE'}),
-  'engine-install-url': Flags.string({description: 'install the engine with this script (e.g. https://get.docker.com) instead of the distribution\'s packages', helpGroup: 'ENGINE'}),
+  'engine-install-url': Flags.string({
+    description: 'install the engine with this script (e.g. https://get.docker.com) instead of the distribution\'s packages; https only (http from loopback or private addresses)',
+    helpGroup: 'ENGINE',
+    // Checked at parsing, before anything is created: the script runs as root on every host.
+    parse: async (url) => {
+      const problem = installUrlProblem(url)
+      // A CLIError: rendered as the other flag parsing errors, one line, exit 2.
+      if (problem) throw new Errors.CLIError(problem)
+      return url
+    },
+  }),
   'engine-install-proxy': Flags.string({description: 'HTTP proxy for the package manager during the engine install, e.g. http://10.0.0.1:3142', helpGroup: 'ENGINE'}),
 }
 

@@ -10,6 +10,7 @@ import {
   daemonJson,
   dropIn,
   hostnameCommand,
+  installEngineCommand,
   installScript,
   installStagedCommand,
   parseProbe,
@@ -18,7 +19,6 @@ import {
   readFileCommand,
   removeStagingCommand,
   restartEngineCommand,
-  runScriptOnceCommand,
   stagingDirCommand,
   type EngineConfig,
   type Probe,
@@ -107,9 +107,8 @@ export async function bootstrapHost(input: BootstrapInput): Promise<BootstrapRes
   if (!probe.dockerd) {
     log(`installing the Docker engine on ${probe.os.prettyName ?? probe.os.id}`)
     const script = installScript(probe.os, input.engine, {debian: input.templates.installDebian, script: input.templates.installScript})
-    const path = '/tmp/belt-install-engine.sh'
-    await putFiles(remote, user, [{path, content: script, mode: 0o700}])
-    await run(runScriptOnceCommand(path), input.timeouts?.installMs ?? 900_000)
+    // The script goes on stdin into a private directory that the command makes and removes.
+    await execOk(remote, privileged(installEngineCommand, user), {stdin: script, timeoutMs: input.timeouts?.installMs ?? 900_000, what: 'the engine install'})
     probe = parseProbe((await run(probeCommand())).stdout)
     if (!probe.dockerd) throw new Error('the engine install finished but dockerd is still not on the PATH')
     installed = true

@@ -2,6 +2,7 @@
  * Pure builders for what the bootstrapper sends to a host: every command string and file body is
  * made here, from data, and table-tested. Strings meet the shell only through shQuote.
  */
+import {installUrlProblem} from '../install-url.js'
 import {shQuote} from '../ssh/quote.js'
 import {fillTemplate} from '../templates.js'
 import type {EngineRecord} from '../store/types.js'
@@ -86,11 +87,15 @@ export function readFileCommand(path: string): string {
   return `cat -- ${shQuote(path)}`
 }
 
-/** Runs an uploaded script once and removes it, keeping the script's exit status; run privileged. */
-export function runScriptOnceCommand(path: string): string {
-  const q = shQuote(path)
-  return `sh ${q}; rc=$?; rm -f ${q}; exit $rc`
-}
+/**
+ * Runs the engine install script sent on its stdin, once; run privileged. The command makes a
+ * private directory (`mktemp -d`: unpredictable name, 0700), writes the script into it and runs it
+ * with stdin closed and, as `$1`, another path of that directory to download an installer to (so
+ * nothing overwrites the script while sh is still reading it), then removes the directory and
+ * exits with the script's status. No fixed path in /tmp, nothing left behind.
+ */
+export const installEngineCommand =
+  'd=$(mktemp -d /tmp/belt-install.XXXXXXXX) || exit 1; cat > "$d/install.sh" && sh "$d/install.sh" "$d/installer.sh" </dev/null; rc=$?; rm -rf -- "$d"; exit $rc'
 
 /**
  * One round trip that tells the bootstrapper what it needs: os-release, the dockerd path (empty when
@@ -147,13 +152,17 @@ export function parseProbe(out: string): Probe {
 export const cloudInitWaitCommand = 'cloud-init status --wait >/dev/null 2>&1 || true'
 
 /**
- * The engine install script for a host without dockerd. Throws a plain Error naming the OS when
- * belt has no way to install on it (the caller turns it into a host failure).
+ * The engine install script for a host without dockerd, for {@link installEngineCommand}. Throws a
+ * plain Error naming the OS when belt has no way to install on it, or the install URL when it is
+ * not https (a record may predate that rule); the caller turns it into a host failure.
  */
 export function installScript(os: OsRelease, cfg: EngineConfig, templates: {debian: string; script: string}): string {
   if (cfg.installUrl) {
+    const problem = installUrlProblem(cfg.installUrl)
+    if (problem) throw new Error(`--engine-install-url: ${problem}`)
     return fillTemplate('install-script.sh', templates.script, {
       URL: shQuote(cfg.installUrl),
+      CURL_PROTO: new URL(cfg.installUrl).protocol === 'https:' ? `--proto ${shQuote('=https')}` : '',
       VERSION_ENV: cfg.version ? `VERSION=${shQuote(cfg.version)}` : '',
     })
   }
