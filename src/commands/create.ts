@@ -121,7 +121,8 @@ Ctrl-C: the first one starts nothing new and lets requests in flight return, so 
       reproduceCommand(['create'], {...this.flags, driver: entry.name}, shapes, {secret, omit: new Set([...otherDrivers, ...(o.omit ?? [])]), args: o.args})
     // Hosts never created are created, created ones go on from their phase.
     const retry = (failed: string[]) => again({omit: ['count', 'prefix'], args: failed})
-    if (this.interrupted) throw interruptedBatch(r.outcomes, again({args: patterns}), startedAt)
+    // A Ctrl-C that came after every host was done changes nothing: the batch is complete.
+    if (this.interrupted && r.outcomes.some((o) => !o.ok)) throw interruptedBatch(r.outcomes, again({args: patterns}), startedAt)
     if (this.flags.swarm) return finishSwarmBatch(r.outcomes, {...r, startedAt, retry})
     return finishBatch(r.outcomes, {verb: this.flags.bootstrap ? 'created and bootstrapped' : 'created', startedAt, retry})
   }

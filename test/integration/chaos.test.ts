@@ -1,0 +1,111 @@
+import {spawn, type ChildProcess} from 'node:child_process'
+import {mkdtemp, rm} from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
+import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+import {chaos, dropletIds, localNamespaces, type ChaosReport} from '../../bench/chaos-lib.js'
+import {beltBin} from '../helpers/cli.js'
+import {systemSnapshot, type SystemSnapshot} from '../helpers/system.js'
+
+// Ctrl-C at random moments of `belt create --count 4 --swarm`, the same command again until it
+// finishes, then `belt rm`: against the DigitalOcean emulator (real hosts behind it, 429 and 5xx
+// faults) and the local driver. The full-size run is bench/chaos.ts.
+const TOKEN = 'dop_v1_chaos_token'
+const CHECKER_TOKEN = 'dop_v1_chaos_checker' // the emulator limits per token: checks never eat belt's budget
+let tmp: string
+let before: SystemSnapshot
+let emulator: ChildProcess | undefined
+
+const env = (extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv => {
+  const e: NodeJS.ProcessEnv = {...process.env, CI: 'true', NO_COLOR: '1', ...extra}
+  delete e.NODE_ENV
+  return e
+}
+
+function expectClean(r: ChaosReport): void {
+  const detail = JSON.stringify(r, null, 1)
+  expect(r.badExits, detail).toEqual([])
+  expect(r.extraHosts, detail).toBe(0)
+  expect(r.mismatches, detail).toBe(0)
+  expect(r.finalCode, detail).toBe(0)
+  expect(r.unfinished, detail).toEqual([])
+  expect(r.orphans, detail).toEqual([])
+  expect(r.steps.at(-1)!.records, detail).toBe(0)
+}
+
+beforeAll(async () => {
+  before = await systemSnapshot()
+  tmp = await mkdtemp(path.join(os.tmpdir(), 'belt-chaos-'))
+})
+
+afterAll(async () => {
+  if (emulator && emulator.exitCode === null) {
+    const exited = new Promise((r) => emulator!.once('exit', r))
+    emulator.kill('SIGTERM')
+    await exited
+  }
+  await rm(tmp, {recursive: true, force: true})
+})
+
+describe('Ctrl-C at random moments, then the same command, then rm', () => {
+  it('DigitalOcean emulator (5% 429s, 2% 5xx): no extra host, records match the droplets after every step, nothing left after rm', async () => {
+    emulator = spawn(process.execPath, [beltBin, 'emulator', 'digitalocean', '--port', '0', '--local-subnet', '10.243.0.0/16', '--boot-delay', '800', '--fault-429', '0.05', '--fault-5xx', '0.02', '--seed', '7'], {
+      env: env({BELT_STORE: path.join(tmp, 'emulator-store')}),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    const apiUrl = await new Promise<string>((resolve, reject) => {
+      let out = ''
+      emulator!.stdout!.on('data', (d) => {
+        out += d
+        const m = /DIGITALOCEAN_API_URL=(http:\/\/127\.0\.0\.1:\d+)/.exec(out)
+        if (m) resolve(m[1]!)
+      })
+      emulator!.on('exit', (code) => reject(new Error(`the emulator exited ${code}`)))
+    })
+    const store = path.join(tmp, 'do-store')
+    const report = await chaos(
+      {
+        label: 'digitalocean',
+        create: [beltBin, 'create', '--driver', 'digitalocean', '--digitalocean-api-url', apiUrl, '--count', '4', '--swarm'],
+        remove: [beltBin, 'rm', '-y', '*'],
+        env: env({BELT_STORE: store, DIGITALOCEAN_ACCESS_TOKEN: TOKEN}),
+        store,
+        hosts: 4,
+        reality: dropletIds(apiUrl, CHECKER_TOKEN),
+        kinds: ['droplet'],
+        goal: 'joined',
+      },
+      {interrupts: 4, minDelayMs: 300, maxDelayMs: 6000, seed: 11, log: (l) => process.stderr.write(l + '\n')},
+    )
+    expectClean(report)
+  }, 600_000)
+
+  it('local driver: no extra host, namespaces match the records after every step, none left after rm', async () => {
+    const store = path.join(tmp, 'local-store')
+    const subnet = '10.244.0.0/16'
+    const report = await chaos(
+      {
+        label: 'local',
+        create: [beltBin, 'create', '--driver', 'local', '--local-subnet', subnet, '--count', '4', '--swarm'],
+        remove: [beltBin, 'rm', '-y', '*'],
+        env: env({BELT_STORE: store}),
+        store,
+        hosts: 4,
+        reality: localNamespaces(subnet),
+        kinds: ['netns'],
+        goal: 'joined',
+      },
+      {interrupts: 4, minDelayMs: 300, maxDelayMs: 5000, seed: 5, log: (l) => process.stderr.write(l + '\n')},
+    )
+    expectClean(report)
+  }, 600_000)
+
+  it('leaves the machine as it was', async () => {
+    if (emulator && emulator.exitCode === null) {
+      const exited = new Promise((r) => emulator!.once('exit', r))
+      emulator.kill('SIGTERM')
+      await exited
+    }
+    expect(await systemSnapshot()).toEqual(before)
+  })
+})
