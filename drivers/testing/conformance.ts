@@ -8,7 +8,7 @@
  */
 import {tcpAccepts} from '../tcp.js'
 import {afterAll, describe, expect, it} from 'vitest'
-import type {ClusterSpec, Driver, DriverContext, DriverOptions, Machine} from '../driver.js'
+import type {ClusterSpec, Driver, DriverContext, DriverOptions, JournalEntry, Machine} from '../driver.js'
 
 export interface ConformanceHarness {
   /** Label for the describe block. */
@@ -118,6 +118,34 @@ export function describeDriverConformance(h: ConformanceHarness): void {
         created[0] = await d.start(created[0]!, h.options, h.context)
         expect(await d.state(created[0]!, h.options, h.context)).toBe('running')
       }
+    })
+
+    it('an interrupted create is finished without a second resource, and its leftovers are removable', async () => {
+      // What an interrupted run left: the first create's resources, journaled for the host.
+      const journaled: JournalEntry[] = []
+      const ctx: DriverContext = {...h.context, journal: async (e) => (journaled.push(e), h.context.journal(e))}
+      const name = `${h.hostNames[0]}r`
+      const start = await h.listResources()
+      const d = await h.makeDriver()
+      const first = await d.create({name, cluster: h.cluster, options: h.options}, ctx)
+      created.push(first)
+      const made = (await h.listResources()).filter((x) => !start.includes(x))
+      expect(made.length).toBeGreaterThan(0)
+      const leftovers = journaled.filter((e) => e.action === 'created').map(({kind, id}) => ({kind, id}))
+      expect(leftovers.length).toBeGreaterThan(0)
+      // The same host created again with those leftovers: adopted or replaced, never doubled.
+      const again = await (await h.makeDriver()).create({name, cluster: h.cluster, options: h.options, leftovers}, ctx)
+      created.splice(created.indexOf(first), 1, again)
+      expect((await h.listResources()).filter((x) => !start.includes(x))).toHaveLength(made.length)
+      await tcpReachable(again.address, again.ssh.port)
+      // A host left with no Machine: removeLeftovers by the journaled ids...
+      const ids = journaled.filter((e) => e.action === 'created' && !journaled.some((x) => x.action === 'deleted' && x.id === e.id)).map(({kind, id}) => ({kind, id}))
+      await (await h.makeDriver()).removeLeftovers({name, cluster: h.cluster.name}, ids, h.options, ctx)
+      created.splice(created.indexOf(again), 1)
+      expect(await h.listResources()).toEqual(start)
+      // ...and it is idempotent, also when no id was ever learned (found by name: nothing left).
+      await (await h.makeDriver()).removeLeftovers({name, cluster: h.cluster.name}, [], h.options, ctx)
+      expect(await h.listResources()).toEqual(start)
     })
 
     it("remove is idempotent and leaves the host 'missing'", async () => {
