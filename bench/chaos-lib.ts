@@ -171,8 +171,10 @@ export function dropletIds(apiUrl: string, token: string, cluster = 'default'): 
     const ids = new Set<string>()
     for (let page = 1; ; page++) {
       const res = await fetch(`${apiUrl}/v2/droplets?tag_name=belt-cluster-${cluster}&per_page=200&page=${page}`, {headers: {authorization: `Bearer ${token}`}})
-      if (res.status === 429) {
-        await new Promise((r) => setTimeout(r, 1000))
+      // The emulator's fault injection answers checks too (429, 5xx): ask again.
+      if (res.status !== 200) {
+        await res.body?.cancel()
+        await new Promise((r) => setTimeout(r, 500))
         page--
         continue
       }
@@ -191,5 +193,24 @@ export function localNamespaces(subnet: string): () => Promise<Set<string>> {
   return async () => {
     const {stdout} = await run('ip', ['netns', 'list'])
     return new Set(stdout.split('\n').map((l) => l.split(' ')[0]!).filter((n) => re.test(n)))
+  }
+}
+
+/** Live instance ids of a cluster in an EC2 emulator (pending to stopped: anything still billed). */
+export function instanceIds(endpoint: string, env: NodeJS.ProcessEnv, cluster = 'default'): () => Promise<Set<string>> {
+  return async () => {
+    const {EC2Client, DescribeInstancesCommand} = await import('@aws-sdk/client-ec2')
+    const client = new EC2Client({endpoint, region: env.AWS_REGION ?? 'us-east-1', credentials: {accessKeyId: env.AWS_ACCESS_KEY_ID ?? 'x', secretAccessKey: env.AWS_SECRET_ACCESS_KEY ?? 'x'}, maxAttempts: 10})
+    const ids = new Set<string>()
+    let NextToken: string | undefined
+    do {
+      const page = await client.send(
+        new DescribeInstancesCommand({Filters: [{Name: 'tag:belt:cluster', Values: [cluster]}, {Name: 'instance-state-name', Values: ['pending', 'running', 'stopping', 'stopped', 'shutting-down']}], MaxResults: 1000, NextToken}),
+      )
+      for (const r of page.Reservations ?? []) for (const i of r.Instances ?? []) ids.add(i.InstanceId!)
+      NextToken = page.NextToken
+    } while (NextToken)
+    client.destroy()
+    return ids
   }
 }
