@@ -164,6 +164,30 @@ export interface Driver {
    */
   createMany?(specs: readonly HostSpec[], ctx: DriverContext): Promise<Array<Machine | Error>>
 
+  /**
+   * Optional: the states of many hosts in as few API calls as the cloud allows: ONE list call per
+   * cluster (DigitalOcean: the cluster tag's droplet list; EC2: DescribeInstances of up to 200 ids
+   * per call), never one request per host. Same meaning as `state`, host by host: the result has
+   * one entry per machine, in the order of `machines`: its state ('missing' when the cloud does not
+   * list it), or an Error when that host's state could not be read (the caller shows it as unknown
+   * with the reason, never as the host's state). Rejects only when nothing could be read (no
+   * credentials, API unreachable). Every machine was made with these `options` (callers group hosts
+   * by driver and pinned options). Bounded by `ctx.signal`.
+   */
+  states?(machines: readonly Machine[], options: DriverOptions, ctx: DriverContext): Promise<Array<MachineState | Error>>
+
+  /**
+   * Optional: removes many hosts in as few API calls as the cloud allows (DigitalOcean: one
+   * delete by tag when every droplet of a cluster's tag goes, otherwise ids within the rate budget;
+   * EC2: TerminateInstances of many ids per call), then confirms with list calls (never one request
+   * per host) that the cloud says each resource is gone. Same contract as `remove`, host by host:
+   * idempotent (a missing host is success), a `deleted` journal entry for each resource removed.
+   * The result has one entry per machine, in order: undefined once the cloud confirmed it gone, or
+   * the Error that host met (its record must stay). When `ctx.signal` aborts, no new delete request
+   * is started; hosts not confirmed gone get the signal's reason.
+   */
+  removeMany?(machines: readonly Machine[], options: DriverOptions, ctx: DriverContext): Promise<Array<Error | undefined>>
+
   /** Optional: powers a stopped host on. Resolves when SSH answers again. */
   start?(machine: Machine, options: DriverOptions, ctx: DriverContext): Promise<Machine>
   /** Optional: graceful power-off. */

@@ -11,14 +11,50 @@ export interface DriverEntry {
   readonly name: string
   readonly description: string
   readonly options: readonly DriverOption[]
-  /** How many creates run at once by default: what the backend sustains (measured, not guessed). */
+  /**
+   * How many hosts' creates are in flight at once by default: what the backend sustains. For cloud
+   * drivers it follows from {@link apiBudget} ({@link createWindow}): waits for boot hold no API
+   * budget (readiness is one list call per cluster per interval), so the window is what the create
+   * requests of one minute of budget make. `belt create -c N` caps it.
+   */
   readonly createConcurrency: number
+  /** The cloud's API budget for one account or token (cloud drivers). */
+  readonly apiBudget?: ApiBudget
   /** How many hosts bootstrap at once by default (SSH sessions, engine starts). */
   readonly bootstrapConcurrency: number
   /** Hosts per `createMany` call, for drivers that have it (the cloud's batch maximum or less). */
   readonly createBatchSize?: number
   load(): Promise<Driver>
 }
+
+/** What a cloud lets one account or token do, as the driver paces it. */
+export interface ApiBudget {
+  /** Requests per minute (DigitalOcean: 250 per token; EC2: the account's request-rate buckets). */
+  readonly perMinute: number
+  /** Requests per hour, when the cloud has an hourly limit too (DigitalOcean: 5,000). */
+  readonly perHour?: number
+  /** Hosts one create request makes at most (DigitalOcean: 10 names; EC2: RunInstances MaxCount, Belt's batch). */
+  readonly hostsPerCreate: number
+}
+
+/** Most hosts in flight whatever the budget: each one is a record, a promise and a TCP probe here. */
+export const MAX_CREATE_WINDOW = 1000
+
+/**
+ * Hosts whose creates may be in flight at once within `budget`: the create requests half a
+ * minute's budget allows (the other half is kept for readiness lists, retries and other belt
+ * processes of the same account), and no more than a tenth of the hourly budget, times the hosts
+ * each request makes; at most {@link MAX_CREATE_WINDOW}. The driver's client paces the requests
+ * themselves, so the window only bounds how much is outstanding.
+ */
+export function createWindow(budget: ApiBudget): number {
+  const requests = Math.min(Math.floor(budget.perMinute / 2), budget.perHour ? Math.floor(budget.perHour / 10) : Infinity)
+  return Math.max(1, Math.min(MAX_CREATE_WINDOW, requests * budget.hostsPerCreate))
+}
+
+const doBudget: ApiBudget = {perMinute: 250, perHour: 5000, hostsPerCreate: 10}
+// EC2 throttles by token buckets per action family; RunInstances (mutating) refills at about 2/s.
+const ec2Budget: ApiBudget = {perMinute: 120, hostsPerCreate: 50}
 
 export const drivers: readonly DriverEntry[] = [
   {
@@ -35,9 +71,9 @@ export const drivers: readonly DriverEntry[] = [
     name: 'digitalocean',
     description: digitaloceanDescription,
     options: digitaloceanOptions,
-    // Rehearsal (bench/do-rehearsal): 300 droplets in 25 s with 10 names per create request, with
-    // 0 429s at the real 250 requests/min; 30 at once is three full multi-create requests.
-    createConcurrency: 30,
+    // 250/min, 5,000/h, 10 names per create request: 1,000 hosts in flight (bench/scale.ts).
+    apiBudget: doBudget,
+    createConcurrency: createWindow(doBudget),
     createBatchSize: 10,
     // Bootstrap work runs on the droplets; here it is one SSH session and one certificate per host.
     bootstrapConcurrency: 16,
@@ -48,9 +84,9 @@ export const drivers: readonly DriverEntry[] = [
     description: amazonec2Description,
     options: amazonec2Options,
     // A create is mostly waiting for boot and SSH (tens of seconds on EC2), and one shared poller
-    // serves all creates in flight. Rehearsal: 300 instances at 32 at once against a 20 req/s limit
-    // with 5% throttling and 2% capacity faults: all created, no retry of Belt's own needed.
-    createConcurrency: 32,
+    // serves all creates in flight: the window follows the RunInstances budget (bench/scale.ts).
+    apiBudget: ec2Budget,
+    createConcurrency: createWindow(ec2Budget),
     // Bootstrap work runs on the instances; here it is one SSH session and one certificate per host.
     bootstrapConcurrency: 16,
     // RunInstances takes many; 50 keeps one failed call's blast radius small.
