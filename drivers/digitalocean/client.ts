@@ -131,6 +131,11 @@ export class DoClient {
     this.gate = new RateGate({perMinute: opts.perMinute ?? 250, now: this.now, sleep: this.sleep})
   }
 
+  /** Requests per minute this client sends at most (the gate's pace). */
+  get perMinute(): number {
+    return this.opts.perMinute ?? 250
+  }
+
   /** The API's origin, for messages (never the token). */
   get origin(): string {
     return this.base.origin

@@ -31,7 +31,7 @@ export interface DoMachineData {
 export interface DigitalOceanDeps {
   /** The API client for an URL and token (default: one shared client per URL and token in the process). */
   client?: (opts: {apiUrl: string; token: string}) => DoClient
-  /** Pause between list rounds while droplets boot, and between action polls (default 5 s). */
+  /** Shortest pause between list rounds while droplets boot (default 1 s; longer for many pages), and between action polls. */
   pollIntervalMs?: number
   /** Longest wait for a droplet to be active with a public IPv4 (default 5 min). */
   activeTimeoutMs?: number
@@ -49,6 +49,12 @@ export interface DigitalOceanDeps {
 
 const STATE: Record<DoDropletStatus, MachineState> = {new: 'starting', active: 'running', off: 'stopped', archive: 'missing'}
 
+/** The tag that lists a machine's droplet: its cluster's, else every Belt droplet's. */
+const tagOf = (m: Machine): string => {
+  const cluster = (m.data as Partial<DoMachineData>).cluster
+  return typeof cluster === 'string' && cluster ? clusterTag(cluster) : BELT_TAG
+}
+
 const dropletId = (m: Machine): number => {
   const id = Number((m.data as Partial<DoMachineData>).dropletId ?? m.id)
   if (!Number.isSafeInteger(id) || id <= 0) throw new Error(`machine id '${m.id}' is not a droplet id`)
@@ -63,7 +69,7 @@ export class DigitalOceanDriver implements Driver {
 
   constructor(deps: DigitalOceanDeps = {}) {
     this.deps = {
-      pollIntervalMs: 5000,
+      pollIntervalMs: 1000,
       activeTimeoutMs: 300_000,
       sshTimeoutMs: 180_000,
       actionTimeoutMs: 300_000,
@@ -352,6 +358,106 @@ export class DigitalOceanDriver implements Driver {
   async remove(machine: Machine, options: DriverOptions, ctx: DriverContext): Promise<void> {
     const s = parseSettings(options)
     await this.deleteDroplet(this.client(s), dropletId(machine), undefined, ctx)
+  }
+
+  /**
+   * The states of many droplets with one paginated list of each cluster's tag (200 droplets per
+   * request), never one GET per droplet. A droplet its cluster's list does not show is 'missing'.
+   */
+  async states(machines: readonly Machine[], options: DriverOptions, ctx: DriverContext): Promise<Array<MachineState | Error>> {
+    const client = this.client(parseSettings(options))
+    const lists = new Map<string, Promise<Map<number, DoDroplet> | Error>>()
+    const listOf = (m: Machine) => {
+      const tag = tagOf(m)
+      let p = lists.get(tag)
+      if (!p) {
+        p = client.listAll<DoDroplet>('/v2/droplets', 'droplets', {tag_name: tag}, ctx.signal).then(
+          (ds) => new Map(ds.map((d) => [d.id, d])),
+          (e: unknown) => (apiUserError(e, client) as Error) ?? new Error(String(e)),
+        )
+        lists.set(tag, p)
+      }
+      return p
+    }
+    const out = await Promise.all(
+      machines.map(async (m): Promise<MachineState | Error> => {
+        const listed = await listOf(m)
+        if (listed instanceof Error) return listed
+        const d = listed.get(dropletId(m))
+        return d ? (STATE[d.status] ?? 'error') : 'missing'
+      }),
+    )
+    const failed = out.filter((x) => x instanceof Error)
+    if (machines.length > 0 && failed.length === machines.length) throw failed[0]
+    return out
+  }
+
+  /**
+   * Removes many droplets: per cluster, one list of its tag; when every droplet carrying the tag is
+   * to go, ONE `DELETE /v2/droplets?tag_name=` removes them all, otherwise one DELETE per droplet
+   * still listed (paced by the token's budget). Then the tag is listed again until none of them is
+   * there (bounded): only then is a droplet reported gone.
+   */
+  async removeMany(machines: readonly Machine[], options: DriverOptions, ctx: DriverContext): Promise<Array<Error | undefined>> {
+    const client = this.client(parseSettings(options))
+    const results: Array<Error | undefined> = machines.map(() => undefined)
+    const byTag = new Map<string, number[]>()
+    machines.forEach((m, i) => byTag.set(tagOf(m), [...(byTag.get(tagOf(m)) ?? []), i]))
+    await Promise.all(
+      [...byTag].map(async ([tag, idx]) => {
+        const fail = (i: number, e: unknown) => (results[i] ??= e instanceof Error ? e : new Error(String(e)))
+        const ids = new Map(idx.map((i) => [dropletId(machines[i]!), i]))
+        let listed: DoDroplet[]
+        try {
+          listed = await client.listAll<DoDroplet>('/v2/droplets', 'droplets', {tag_name: tag}, ctx.signal)
+        } catch (e) {
+          for (const i of idx) fail(i, apiUserError(e, client))
+          return
+        }
+        const present = listed.filter((d) => ids.has(d.id))
+        if (present.length === 0) return
+        if (present.length === listed.length) {
+          ctx.log(`deleting the ${present.length} droplet${present.length === 1 ? '' : 's'} tagged ${tag} with one request`)
+          try {
+            await client.request({method: 'DELETE', path: '/v2/droplets', query: {tag_name: tag}, signal: ctx.signal})
+          } catch (e) {
+            if (!isNotFound(e)) for (const d of present) fail(ids.get(d.id)!, apiUserError(e, client))
+          }
+        } else {
+          await Promise.all(
+            present.map((d) =>
+              client.request({method: 'DELETE', path: `/v2/droplets/${d.id}`, signal: ctx.signal}).catch((e: unknown) => {
+                if (!isNotFound(e)) fail(ids.get(d.id)!, apiUserError(e, client))
+              }),
+            ),
+          )
+        }
+        // Confirmed gone only when the tag's list no longer shows them.
+        let waiting = present.filter((d) => results[ids.get(d.id)!] === undefined).map((d) => d.id)
+        const deadline = Date.now() + this.deps.actionTimeoutMs
+        while (waiting.length > 0) {
+          let still: Set<number>
+          try {
+            still = new Set((await client.listAll<DoDroplet>('/v2/droplets', 'droplets', {tag_name: tag}, ctx.signal)).map((d) => d.id))
+          } catch (e) {
+            for (const id of waiting) fail(ids.get(id)!, new Error(`droplet ${id}: the delete was sent but could not be confirmed (${(apiUserError(e, client) as Error).message})`))
+            return
+          }
+          for (const id of waiting.filter((x) => !still.has(x))) await ctx.journal({kind: 'droplet', id: String(id), action: 'deleted'})
+          waiting = waiting.filter((x) => still.has(x))
+          if (waiting.length === 0) break
+          if (Date.now() > deadline) {
+            for (const id of waiting) fail(ids.get(id)!, new Error(`droplet ${id} was still listed ${Math.round(this.deps.actionTimeoutMs / 1000)} s after its delete`))
+            return
+          }
+          await this.deps.sleep(Math.min(this.deps.pollIntervalMs, 2000), ctx.signal).catch((e: unknown) => {
+            for (const id of waiting) fail(ids.get(id)!, e)
+            waiting = []
+          })
+        }
+      }),
+    )
+    return results
   }
 
   async start(machine: Machine, options: DriverOptions, ctx: DriverContext): Promise<Machine> {

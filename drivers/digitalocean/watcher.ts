@@ -1,9 +1,9 @@
 import type {DoClient} from './client.js'
 import {realSleep, type Sleep} from './rate-gate.js'
-import type {DoDroplet} from './types.js'
+import {MAX_PER_PAGE, type DoDroplet} from './types.js'
 
 export interface WatchOptions {
-  /** Pause between two list rounds (default 5 s). */
+  /** Shortest pause between two list rounds (longer when the list has many pages; see the loop). */
   intervalMs: number
   /** A droplet absent from the list this long after it was created is reported gone (default 60 s). */
   missingGraceMs: number
@@ -61,13 +61,17 @@ export class DropletWatcher {
   private async loop(): Promise<void> {
     this.running = true
     try {
+      let pages = 1
       while (this.waiters.size > 0) {
-        await this.sleep(this.opts.intervalMs)
+        // A round costs one request per page of 200: rounds are spaced so that listing takes at
+        // most half of the token's per-minute budget (2 pages at 250/min: ~1 s; 15 pages: ~7 s).
+        await this.sleep(Math.max(this.opts.intervalMs, Math.ceil((pages * 60_000) / Math.max(1, (Number(this.client.perMinute) || 250) / 2))))
         let byId: Map<number, DoDroplet> | undefined
         let failure: unknown
         try {
           const list = await this.client.listAll<DoDroplet>('/v2/droplets', 'droplets', {tag_name: this.tag})
           byId = new Map(list.map((d) => [d.id, d]))
+          pages = Math.max(1, Math.ceil(list.length / MAX_PER_PAGE))
         } catch (e) {
           failure = e
         }
