@@ -131,6 +131,9 @@ function connectionError(e: unknown, s: Ec2Settings): unknown {
   return e
 }
 
+/** Instance ids per DescribeInstances `instance-id` filter and per TerminateInstances call. */
+const IDS_PER_DESCRIBE = 200
+
 /** Splits `xs` into slices of at most `n`. */
 const chunks = <T>(xs: readonly T[], n: number): T[][] => Array.from({length: Math.ceil(xs.length / n)}, (_, i) => xs.slice(i * n, i * n + n))
 
@@ -585,6 +588,109 @@ export class AmazonEc2Driver implements Driver {
     if (!(await this.terminate(calls, machine.id, ctx))) return
     await watcher.wait(machine.id, (i) => (!i || i.State?.Name === 'terminated' ? true : undefined), this.timing.terminateTimeoutMs, 'terminated', ctx.signal)
     await ctx.journal({kind: 'instance', id: machine.id, action: 'deleted'})
+  }
+
+  /** Machines by the client (region, endpoint, profile) that manages them, with their indexes. */
+  private byClient(machines: readonly Machine[], options: DriverOptions): Map<string, {s: Ec2Settings; idx: number[]}> {
+    const groups = new Map<string, {s: Ec2Settings; idx: number[]}>()
+    machines.forEach((m, i) => {
+      const s = this.settings(options, m)
+      const key = `${s.region}|${s.endpoint ?? ''}|${s.profile ?? ''}`
+      const g = groups.get(key) ?? {s, idx: []}
+      g.idx.push(i)
+      groups.set(key, g)
+    })
+    return groups
+  }
+
+  /** The instances of these ids that EC2 lists (any state), IDS_PER_DESCRIBE ids per call, calls in parallel. */
+  private async describeMany(calls: Ec2Calls, ids: readonly string[], ctx: DriverContext): Promise<Map<string, Instance>> {
+    const found = new Map<string, Instance>()
+    await Promise.all(
+      chunks([...new Set(ids)], IDS_PER_DESCRIBE).map(async (chunk) => {
+        let NextToken: string | undefined
+        do {
+          // The instance-id filter, unlike InstanceIds, does not fail the call for an id EC2 no longer lists.
+          const out = await calls.call((api) => api.send(new DescribeInstancesCommand({Filters: [{Name: 'instance-id', Values: chunk}], MaxResults: 1000, NextToken})), ctx.signal)
+          for (const r of out.Reservations ?? []) for (const i of r.Instances ?? []) if (i.InstanceId) found.set(i.InstanceId, i)
+          NextToken = out.NextToken || undefined
+        } while (NextToken)
+      }),
+    )
+    return found
+  }
+
+  /** States of many instances: DescribeInstances of up to 200 ids per call (not one call per host). */
+  async states(machines: readonly Machine[], options: DriverOptions, ctx: DriverContext): Promise<Array<MachineState | Error>> {
+    const out: Array<MachineState | Error> = machines.map(() => 'missing')
+    let failures = 0
+    for (const {s, idx} of this.byClient(machines, options).values()) {
+      try {
+        const found = await this.describeMany(this.client(s).calls, idx.map((i) => machines[i]!.id), ctx)
+        for (const i of idx) out[i] = machineState(found.get(machines[i]!.id)?.State?.Name)
+      } catch (e) {
+        const err = connectionError(e, s)
+        for (const i of idx) out[i] = err instanceof Error ? err : new Error(String(err))
+        failures += idx.length
+      }
+    }
+    if (machines.length > 0 && failures === machines.length) throw out[0]
+    return out
+  }
+
+  /**
+   * Terminates many instances: one DescribeInstances per 200 ids finds those still live, one
+   * TerminateInstances per 200 of them, then DescribeInstances until each is shutting-down or
+   * terminated (EC2 stops billing an instance once it is shutting-down, and termination cannot be
+   * undone), bounded by the terminate timeout. Ids EC2 no longer lists are gone already.
+   */
+  async removeMany(machines: readonly Machine[], options: DriverOptions, ctx: DriverContext): Promise<Array<Error | undefined>> {
+    const results: Array<Error | undefined> = machines.map(() => undefined)
+    const gone = (i: Instance | undefined) => !i || i.State?.Name === 'terminated' || i.State?.Name === 'shutting-down'
+    await Promise.all(
+      [...this.byClient(machines, options).values()].map(async ({s, idx}) => {
+        const {calls} = this.client(s)
+        const indexOf = new Map(idx.map((i) => [machines[i]!.id, i]))
+        const fail = (id: string, e: unknown) => (results[indexOf.get(id)!] ??= e instanceof Error ? e : new Error(String(e)))
+        let waiting: string[]
+        try {
+          const found = await this.describeMany(calls, [...indexOf.keys()], ctx)
+          waiting = [...indexOf.keys()].filter((id) => !gone(found.get(id)))
+        } catch (e) {
+          for (const id of indexOf.keys()) fail(id, connectionError(e, s))
+          return
+        }
+        await Promise.all(
+          chunks(waiting, IDS_PER_DESCRIBE).map(async (chunk) => {
+            try {
+              await calls.call((api) => api.send(new TerminateInstancesCommand({InstanceIds: chunk})), ctx.signal)
+            } catch (e) {
+              // One unknown id fails the whole call: terminate the others one by one.
+              if (!NOT_FOUND.has(awsErrorCode(e) ?? '') || chunk.length === 1) {
+                for (const id of chunk) fail(id, e)
+                return
+              }
+              for (const id of chunk) await this.terminate(calls, id, ctx).catch((e2: unknown) => fail(id, e2))
+            }
+          }),
+        )
+        waiting = waiting.filter((id) => results[indexOf.get(id)!] === undefined)
+        const deadline = Date.now() + this.timing.terminateTimeoutMs
+        for (let round = 0; waiting.length > 0; round++) {
+          try {
+            if (round > 0) await sleep(Math.min(this.timing.pollMaxMs, this.timing.pollMinMs * 1.5 ** (round - 1)), ctx.signal)
+            const found = await this.describeMany(calls, waiting, ctx)
+            for (const id of waiting.filter((x) => gone(found.get(x)))) await ctx.journal({kind: 'instance', id, action: 'deleted'})
+            waiting = waiting.filter((x) => !gone(found.get(x)))
+          } catch (e) {
+            for (const id of waiting) fail(id, new Error(`${id}: terminated, but could not be confirmed (${(e as Error).message})`, {cause: e}))
+            return
+          }
+          if (waiting.length > 0 && Date.now() > deadline) for (const id of waiting.splice(0)) fail(id, new Error(`${id} was not shutting down ${Math.round(this.timing.terminateTimeoutMs / 1000)} s after TerminateInstances`))
+        }
+      }),
+    )
+    return results
   }
 
   private async waitState(s: Ec2Settings, id: string, want: 'stopped', timeoutMs: number, ctx: DriverContext): Promise<Instance> {
