@@ -202,6 +202,14 @@ export class Ec2Emulator {
       res.writeHead(status, {'Content-Type': 'text/xml;charset=UTF-8', 'Content-Length': Buffer.byteLength(xml), Server: 'AmazonEC2', 'x-amzn-RequestId': requestId})
       res.end(xml)
     }
+    // The emulator's own counters, for benchmarks: outside the API, not counted, not rate limited,
+    // and only to loopback clients (the server listens on 127.0.0.1 only anyway).
+    if (req.method === 'GET' && req.url === '/_emulator/stats' && /^(127\.|::1$|::ffff:127\.)/.test(req.socket.remoteAddress ?? '')) {
+      const json = JSON.stringify({...this.stats, liveInstances: this.cloud.liveInstances()})
+      res.writeHead(200, {'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(json)})
+      res.end(json)
+      return
+    }
     let action = 'Unknown'
     try {
       const body = await readBody(req)

@@ -335,6 +335,10 @@ class Emulator {
     }
     const fail = (e: HttpError) => send(e.status, {id: e.id, message: e.message, request_id: requestId})
 
+    // The emulator's own counters, for benchmarks: outside the API, not counted, not rate limited,
+    // and only to loopback clients (the server listens on 127.0.0.1 only anyway).
+    if (method === 'GET' && url.pathname === '/_emulator/stats' && /^(127\.|::1$|::ffff:127\.)/.test(req.socket.remoteAddress ?? ''))
+      return send(200, {...this.stats, byRoute: {...this.stats.byRoute}, droplets: this.droplets.size})
     this.stats.requests++
     const auth = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '')
     const token = auth?.[1]
