@@ -6,18 +6,19 @@ import {storeCertWarnings} from '../services/cert-warnings.js'
 
 export default class Ls extends BaseCommand<typeof Ls> {
   static override summary = 'List hosts with their live state'
-  static override description = 'STATE is asked of each driver (Running, Stopped, Missing, ...) for created hosts; hosts that were never created show their last phase (Reserved, Creating, Error). Unreadable records are listed with the file to repair.'
+  static override description = 'STATE is asked of each driver (Running, Stopped, Missing, ...) for created hosts, with one list call per cluster for cloud drivers; a state that cannot be read within --timeout shows Unknown with the reason; hosts that were never created show their last phase (Reserved, Creating, Error). Unreadable records are listed with the file to repair.'
   static override examples = ['<%= config.bin %> ls', '<%= config.bin %> ls --filter driver=local --filter state=running', '<%= config.bin %> ls -q', '<%= config.bin %> ls --json']
   static override enableJsonFlag = true
   static override flags = {
     filter: Flags.string({char: 'f', description: 'keep hosts matching KEY=VALUE (driver, state, name glob, cluster); repeatable', multiple: true, default: []}),
     quiet: Flags.boolean({char: 'q', description: 'print host names only'}),
+    timeout: Flags.integer({char: 't', description: 'seconds the whole listing may take; a host whose state is not read by then shows Unknown with the reason', default: 20, min: 1}),
   }
 
   async run(): Promise<HostView[]> {
     const filters = parseFilters(this.flags.filter)
     const store = this.openStore()
-    const {hosts, corrupt} = await listHosts(store)
+    const {hosts, corrupt} = await listHosts(store, {timeoutMs: this.flags.timeout * 1000})
     const shown = hosts.filter((h) => filters.every((f) => f(h)))
     for (const c of corrupt) this.note(`Warning: ${c.problem}`)
     for (const w of await storeCertWarnings(store)) this.note(`Warning: ${w}`)

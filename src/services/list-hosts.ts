@@ -1,10 +1,10 @@
-import type {MachineState} from '../../drivers/driver.js'
-import {findDriver, type DriverLookup} from '../../drivers/registry.js'
+import type {DriverOptions, MachineState} from '../../drivers/driver.js'
+import {findDriver, type DriverEntry, type DriverLookup} from '../../drivers/registry.js'
 import {oneLine, usageError} from '../errors.js'
 import {mapSettled} from '../scheduler/pool.js'
 import type {CorruptRecord, Store} from '../store/store.js'
 import type {HostRecord} from '../store/types.js'
-import {silentReporter} from '../ui/reporter.js'
+import {seconds, silentReporter} from '../ui/reporter.js'
 import {hostCertWarning} from './cert-warnings.js'
 import {driverContext, hostDriverOptions, refuseMovedHosts} from './driver-context.js'
 
@@ -39,41 +39,109 @@ export function parseFilters(filters: readonly string[]): ((h: HostView) => bool
 
 const capital = (s: string) => s.charAt(0).toUpperCase() + s.slice(1)
 
-/** Live state of one host; errors become state 'error' with the message. */
-export async function liveState(store: Store, r: HostRecord, env?: NodeJS.ProcessEnv, drivers: DriverLookup = findDriver): Promise<{state: MachineState | HostRecord['phase']; error?: string}> {
-  if (!r.machine || r.phase === 'creating' || r.phase === 'removing') return {state: r.phase}
-  const entry = drivers(r.driver)
-  if (!entry) return {state: 'error', error: `unknown driver '${r.driver}'`}
-  refuseMovedHosts([r], {env, drivers})
-  try {
-    const options = hostDriverOptions(entry, r, env)
-    const driver = await entry.load()
-    const ctx = await driverContext(store, r.driver, silentReporter, {host: r.name})
-    const state = await withTimeout(driver.state(r.machine, options, ctx), 20_000, 'state query timed out after 20 s')
-    return {state}
-  } catch (e) {
-    return {state: 'error', error: oneLine(e)}
-  }
+/** A host's live state: the driver's, the record's phase for hosts not created, or 'unknown' (with the reason) when it could not be read. */
+export type LiveState = {state: MachineState | HostRecord['phase'] | 'unknown'; error?: string}
+
+export interface LiveStateOptions {
+  env?: NodeJS.ProcessEnv
+  drivers?: DriverLookup
+  /** The whole query's bound: hosts not read by then are 'unknown' (default 20 s). */
+  timeoutMs?: number
+  /** Per-host state calls at once, for drivers without `states` (default 16). */
+  concurrency?: number
 }
 
-/** Every host with its live state, queried through a bounded pool. */
-export async function listHosts(store: Store, opts: {concurrency?: number; env?: NodeJS.ProcessEnv; drivers?: DriverLookup} = {}): Promise<{hosts: HostView[]; corrupt: CorruptRecord[]}> {
+/**
+ * Live states of many hosts with as few cloud calls as the drivers allow: hosts are grouped by
+ * driver and option values (the pinned ones say where they live), and a driver with `states` reads
+ * each group in one call (one list per cluster); a driver without it (local: no API) is asked host by
+ * host through a bounded pool. The whole query is bounded by `timeoutMs`: a host whose state could not
+ * be read by then, or whose driver failed to read it, is 'unknown' with the reason, never 'error'.
+ */
+export async function liveStates(store: Store, records: readonly HostRecord[], opts: LiveStateOptions = {}): Promise<LiveState[]> {
+  const drivers = opts.drivers ?? findDriver
+  const timeoutMs = opts.timeoutMs ?? 20_000
+  const out: Array<LiveState | undefined> = records.map(() => undefined)
+  refuseMovedHosts(records, {env: opts.env, drivers})
+  const groups = new Map<string, {entry: DriverEntry; options: DriverOptions; idx: number[]}>()
+  records.forEach((r, i) => {
+    if (!r.machine || r.phase === 'creating' || r.phase === 'removing') return void (out[i] = {state: r.phase})
+    const entry = drivers(r.driver)
+    if (!entry) return void (out[i] = {state: 'unknown', error: `unknown driver '${r.driver}'`})
+    let options: DriverOptions
+    try {
+      options = hostDriverOptions(entry, r, opts.env)
+    } catch (e) {
+      return void (out[i] = {state: 'unknown', error: oneLine(e)})
+    }
+    const key = `${r.driver}\0${JSON.stringify(options)}`
+    const g = groups.get(key) ?? {entry, options, idx: []}
+    g.idx.push(i)
+    groups.set(key, g)
+  })
+  const signal = AbortSignal.timeout(timeoutMs)
+  const unknown = (i: number, e: unknown) => (out[i] ??= {state: 'unknown', error: oneLine(e)})
+  const work = Promise.all(
+    [...groups.values()].map(async ({entry, options, idx}) => {
+      try {
+        const driver = await entry.load()
+        const ctx = await driverContext(store, entry.name, silentReporter, {signal})
+        const machines = idx.map((i) => records[i]!.machine!)
+        if (driver.states) {
+          const states = await driver.states(machines, options, ctx)
+          idx.forEach((i, k) => {
+            const st = states[k]
+            if (st === undefined) unknown(i, 'the driver returned no state for this host')
+            else if (st instanceof Error) unknown(i, st)
+            else out[i] ??= {state: st}
+          })
+          return
+        }
+        await mapSettled(
+          idx,
+          async (i) => {
+            try {
+              out[i] ??= {state: await driver.state(records[i]!.machine!, options, {...ctx})}
+            } catch (e) {
+              unknown(i, e)
+            }
+          },
+          {concurrency: opts.concurrency ?? 16, signal},
+        )
+      } catch (e) {
+        for (const i of idx) unknown(i, e)
+      }
+    }),
+  )
+  let timer: NodeJS.Timeout | undefined
+  await Promise.race([work, new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)))])
+  clearTimeout(timer)
+  const late = `state not read within ${seconds(timeoutMs).replace(/\.0+ s$/, ' s')}`
+  return out.map((x) => x ?? {state: 'unknown', error: late})
+}
+
+/** Live state of one host (see {@link liveStates}): 'unknown' with the reason when it cannot be read. */
+export async function liveState(store: Store, r: HostRecord, env?: NodeJS.ProcessEnv, drivers: DriverLookup = findDriver): Promise<LiveState> {
+  const [x] = await liveStates(store, [r], {env, drivers})
+  return x!
+}
+
+/** Every host with its live state (see {@link liveStates}); `timeoutMs` bounds the whole listing. */
+export async function listHosts(store: Store, opts: LiveStateOptions = {}): Promise<{hosts: HostView[]; corrupt: CorruptRecord[]}> {
   const {records, corrupt} = await store.list()
-  refuseMovedHosts(records, {env: opts.env, drivers: opts.drivers})
-  const settled = await mapSettled(records, (r) => liveState(store, r, opts.env, opts.drivers), {concurrency: opts.concurrency ?? 16})
-  const hosts = settled.map((s, i): HostView => {
-    const r = records[i]!
-    const live = s.ok ? s.value : {state: 'error' as const, error: oneLine(s.error)}
+  const live = await liveStates(store, records, opts)
+  const hosts = records.map((r, i): HostView => {
+    const l = live[i]!
     const errors: string[] = []
     if (r.error) errors.push(`${r.error.phase}: ${r.error.message}`)
-    if (live.error) errors.push(live.error)
+    if (l.error) errors.push(l.error)
     const cert = hostCertWarning(r)
     if (cert) errors.push(cert)
     return {
       name: r.name,
       driver: r.driver,
       cluster: r.cluster,
-      state: capital(live.state),
+      state: capital(l.state),
       phase: r.phase,
       address: r.machine?.address,
       privateAddress: r.machine?.privateAddress,
@@ -83,9 +151,4 @@ export async function listHosts(store: Store, opts: {concurrency?: number; env?:
     }
   })
   return {hosts, corrupt}
-}
-
-function withTimeout<T>(p: Promise<T>, ms: number, message: string): Promise<T> {
-  let timer: NodeJS.Timeout
-  return Promise.race([p, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(message)), ms)))]).finally(() => clearTimeout(timer))
 }

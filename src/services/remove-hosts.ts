@@ -1,4 +1,5 @@
-import {findDriver, type DriverLookup} from '../../drivers/registry.js'
+import type {DriverOptions} from '../../drivers/driver.js'
+import {findDriver, type DriverEntry, type DriverLookup} from '../../drivers/registry.js'
 import {oneLine} from '../errors.js'
 import {isInterruption} from '../scheduler/interrupt.js'
 import {mapSettled} from '../scheduler/pool.js'
@@ -25,62 +26,146 @@ export interface RemoveHostsRequest {
 }
 
 /**
- * Removes hosts: the driver's resource first, then the record. When a driver's last host of a
- * cluster is gone, its cluster-wide resources (bridge, firewall, key) are removed too. Every host's
- * outcome is returned; a failure keeps the record (with the error) unless `force`.
+ * Removes hosts: the driver's resource first, then the record. Hosts with a machine whose driver has
+ * `removeMany` go in one call per driver and option values (DigitalOcean: one delete by tag when the
+ * whole cluster goes; EC2: batched terminations), confirmed gone by the cloud before their records go;
+ * the others one by one. When a driver's last host of a cluster is gone, its cluster-wide resources
+ * (bridge, firewall, key) are removed too. Every host's outcome is returned; a failure keeps the
+ * record (with the error) unless `force`.
  */
 export async function removeHosts(req: RemoveHostsRequest): Promise<HostOutcome[]> {
   const {store, reporter} = req
+  const lookup = req.drivers ?? findDriver
   // Before any API call: a host asked about at another endpoint would look gone and lose its record.
   refuseMovedHosts(req.hosts, {env: req.env, drivers: req.drivers})
+
+  const removed = async (r: HostRecord): Promise<HostOutcome> => {
+    await store.delete(r.name)
+    reporter.host(r.name, 'removed')
+    return {name: r.name, ok: true, phase: 'removing'}
+  }
+  const failed = async (r: HostRecord, e: unknown): Promise<HostOutcome> => {
+    const message = oneLine(e)
+    if (req.force) {
+      const left = await store.tryGet(r.name).catch(() => undefined)
+      const ids = [...(left?.machine ? [`${r.driver} ${left.machine.id}`] : []), ...(left?.resources ?? r.resources).map((x) => `${x.kind} ${x.id}`)]
+      await store.delete(r.name)
+      if (ids.length > 0)
+        reporter.warn(`${r.name}: record removed (--force) although the driver could not remove it (${message}); these may still exist and cost money, remove them by hand: ${[...new Set(ids)].join(', ')}`)
+      else reporter.host(r.name, `record removed (--force); the driver said: ${message}`)
+      return {name: r.name, ok: true, phase: 'removing', error: message}
+    }
+    await store
+      .update(r.name, (x) => {
+        x.phase = 'error'
+        x.error = {phase: 'removing', message, at: new Date().toISOString()}
+      })
+      .catch(() => undefined)
+    reporter.host(r.name, `remove failed: ${message}`)
+    return {name: r.name, ok: false, phase: 'error', error: message}
+  }
+  const check = (r: HostRecord) => {
+    const entry = lookup(r.driver)
+    if (!entry) throw new Error(`unknown driver '${r.driver}' (this belt knows no such driver)`)
+    if (r.owner && pidAlive(r.owner.pid))
+      throw new Error(`belt process ${r.owner.pid} is working on it (${r.phase}); stop that process first, or wait for it`)
+    return entry
+  }
+  const markRemoving = (r: HostRecord) =>
+    store.update(r.name, (x) => {
+      x.phase = 'removing'
+    })
+
+  // Work units: one per group of hosts a driver removes in bulk, one per other host. They go
+  // through one window: after the first Ctrl-C no unit starts.
+  type Unit = {bulk: {entry: DriverEntry; options: DriverOptions; hosts: HostRecord[]}} | {one: HostRecord}
+  const units: Unit[] = []
+  const groups = new Map<string, {entry: DriverEntry; options: DriverOptions; hosts: HostRecord[]}>()
+  for (const r of req.hosts) {
+    const entry = lookup(r.driver)
+    const driver = r.machine && entry ? await entry.load().catch(() => undefined) : undefined
+    if (!entry || !driver?.removeMany) {
+      units.push({one: r})
+      continue
+    }
+    let options: DriverOptions
+    try {
+      options = hostDriverOptions(entry, r, req.env)
+    } catch {
+      units.push({one: r})
+      continue
+    }
+    const key = `${r.driver}\0${JSON.stringify(options)}`
+    let g = groups.get(key)
+    if (!g) {
+      g = {entry, options, hosts: []}
+      groups.set(key, g)
+      units.push({bulk: g})
+    }
+    g.hosts.push(r)
+  }
+
   const settled = await mapSettled(
-    req.hosts,
-    async (r): Promise<HostOutcome> => {
-      const entry = (req.drivers ?? findDriver)(r.driver)
-      try {
-        if (!entry) throw new Error(`unknown driver '${r.driver}' (this belt knows no such driver)`)
-        if (r.owner && pidAlive(r.owner.pid))
-          throw new Error(`belt process ${r.owner.pid} is working on it (${r.phase}); stop that process first, or wait for it`)
-        if (r.machine || r.phase !== 'reserved' || r.resources.length > 0) {
-          const options = hostDriverOptions(entry, r, req.env)
-          const ctx = await driverContext(store, r.driver, reporter, {host: r.name, signal: req.signal})
-          await store.update(r.name, (x) => {
-            x.phase = 'removing'
-          })
-          const driver = await entry.load()
-          // A host whose create never returned a Machine: the driver removes what the journal
-          // knows of it, and finds by name what it never learned.
-          if (r.machine) await driver.remove(r.machine, options, ctx)
-          else await driver.removeLeftovers({name: r.name, cluster: r.cluster}, r.resources, options, ctx)
+    units,
+    async (u): Promise<HostOutcome[]> => {
+      if ('one' in u) {
+        const r = u.one
+        try {
+          const entry = check(r)
+          if (r.machine || r.phase !== 'reserved' || r.resources.length > 0) {
+            const options = hostDriverOptions(entry, r, req.env)
+            const ctx = await driverContext(store, r.driver, reporter, {host: r.name, signal: req.signal})
+            await markRemoving(r)
+            const driver = await entry.load()
+            // A host whose create never returned a Machine: the driver removes what the journal
+            // knows of it, and finds by name what it never learned.
+            if (r.machine) await driver.remove(r.machine, options, ctx)
+            else await driver.removeLeftovers({name: r.name, cluster: r.cluster}, r.resources, options, ctx)
+          }
+          return [await removed(r)]
+        } catch (e) {
+          return [await failed(r, e)]
         }
-        await store.delete(r.name)
-        reporter.host(r.name, 'removed')
-        return {name: r.name, ok: true, phase: 'removing'}
-      } catch (e) {
-        const message = oneLine(e)
-        if (req.force) {
-          const left = await store.tryGet(r.name).catch(() => undefined)
-          const ids = [...(left?.machine ? [`${r.driver} ${left.machine.id}`] : []), ...(left?.resources ?? r.resources).map((x) => `${x.kind} ${x.id}`)]
-          await store.delete(r.name)
-          if (ids.length > 0)
-            reporter.warn(`${r.name}: record removed (--force) although the driver could not remove it (${message}); these may still exist and cost money, remove them by hand: ${[...new Set(ids)].join(', ')}`)
-          else reporter.host(r.name, `record removed (--force); the driver said: ${message}`)
-          return {name: r.name, ok: true, phase: 'removing', error: message}
-        }
-        await store
-          .update(r.name, (x) => {
-            x.phase = 'error'
-            x.error = {phase: 'removing', message, at: new Date().toISOString()}
-          })
-          .catch(() => undefined)
-        reporter.host(r.name, `remove failed: ${message}`)
-        return {name: r.name, ok: false, phase: 'error', error: message}
       }
+      const {entry, options, hosts} = u.bulk
+      const out: HostOutcome[] = []
+      const go: HostRecord[] = []
+      for (const r of hosts) {
+        try {
+          check(r)
+          await markRemoving(r)
+          go.push(r)
+        } catch (e) {
+          out.push(await failed(r, e))
+        }
+      }
+      if (go.length === 0) return out
+      let results: Array<Error | undefined>
+      try {
+        const driver = await entry.load()
+        const ctx = await driverContext(store, entry.name, reporter, {signal: req.signal})
+        results = await driver.removeMany!(go.map((r) => r.machine!), options, ctx)
+      } catch (e) {
+        results = go.map(() => (e instanceof Error ? e : new Error(String(e))))
+      }
+      for (const [i, r] of go.entries()) {
+        const res = i < results.length ? results[i] : new Error('the driver returned no result for this host')
+        out.push(res === undefined ? await removed(r) : await failed(r, res))
+      }
+      return out
     },
     {concurrency: req.concurrency, signal: req.signal},
   )
   if (!req.signal?.aborted) await removeEmptyClusters(req)
-  return settled.map((s) => (s.ok ? s.value : {name: s.item.name, ok: false, phase: s.item.phase, error: oneLine(s.error), interrupted: isInterruption(s.error)}))
+  const byName = new Map<string, HostOutcome>()
+  for (const s of settled) {
+    if (s.ok) for (const o of s.value) byName.set(o.name, o)
+    else {
+      const unitHosts = 'one' in s.item ? [s.item.one] : s.item.bulk.hosts
+      for (const h of unitHosts) byName.set(h.name, {name: h.name, ok: false, phase: h.phase, error: oneLine(s.error), interrupted: isInterruption(s.error)})
+    }
+  }
+  return req.hosts.map((r) => byName.get(r.name) ?? {name: r.name, ok: false, phase: r.phase, error: 'not attempted'})
 }
 
 /** Calls `removeCluster` for each (driver, cluster) pair that has no host left. */
