@@ -132,6 +132,21 @@ export async function createHosts(req: CreateHostsRequest): Promise<HostOutcome[
       else if (r && resuming && r.driver === req.driver.name && !ownerAlive(r) && hasReached(r, goal)) done.push(name)
       else taken.push(name)
     }
+    // A host taken on from an earlier run must be finished where it was started (same endpoint,
+    // region, subnet): otherwise its leftovers would be looked for, and its peers made, elsewhere.
+    for (const name of chosen) {
+      const r = existing.get(name)
+      if (!r || (!r.machine && r.resources.length === 0 && r.phase === 'reserved') || taken.includes(name)) continue
+      for (const o of req.driver.options) {
+        const was = r.driverOptions[o.name]
+        if (!o.pinned || was === undefined || req.options[o.name] === undefined || req.options[o.name] === was) continue
+        throw usageError(
+          `${name} was started with --${req.driver.name}-${o.name} ${was}, but this run says ${req.options[o.name]}`,
+          'E_PINNED_OPTION',
+          `finish it with the same value (--${req.driver.name}-${o.name} ${was}), or remove it first with: belt rm ${name}`,
+        )
+      }
+    }
     if (taken.length > 0)
       throw usageError(
         `${summarizeNames(taken)} already ${taken.length === 1 ? 'exists' : 'exist'} in ${store.dir}`,

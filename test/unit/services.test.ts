@@ -134,6 +134,18 @@ describe('createHosts', () => {
     expect(more.map((o) => o.name)).toEqual(['node7', 'node8', 'node9', 'node10', 'node11', 'node12'])
   })
 
+  it('refuses to finish an interrupted host with another value of a pinned option (where it lives)', async () => {
+    await create({patterns: ['node1']})
+    await store.update('node1', (r) => {
+      r.phase = 'creating'
+      r.machine = undefined
+    })
+    const pinned = {...reg.entry, options: reg.entry.options.map((o) => (o.name === 'size' ? {...o, pinned: true} : o))}
+    const calls = fake.calls.length
+    await expect(create({patterns: ['node1']}, {driver: pinned, options: {token: 't', size: 's2'}, persistable: {size: 's2'}})).rejects.toThrow(/node1 was started with --fake-size s1, but this run says s2/)
+    expect(fake.calls.slice(calls)).toEqual([])
+  })
+
   it('hands what an interrupted create left to the driver (leftovers), which adopts or replaces it', async () => {
     const seen: Array<[string, unknown]> = []
     const realCreate = fake.create.bind(fake)
