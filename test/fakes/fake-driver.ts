@@ -98,3 +98,40 @@ export function fakeRegistry(driver: FakeDriver): {entry: DriverEntry; lookup: (
   const entry: DriverEntry = {name: 'fake', description: driver.description, options: driver.options, createConcurrency: 4, bootstrapConcurrency: 4, load: async () => driver}
   return {entry, lookup: (n) => (n === 'fake' ? entry : undefined)}
 }
+
+/**
+ * A FakeDriver with the bulk capabilities (`states`, `removeMany`). Its per-host `state` and
+ * `remove` fail: a caller that should go through the bulk path and does not is caught.
+ */
+export class FakeBulkDriver extends FakeDriver {
+  /** Make `states` reject (the cloud cannot be read) or never answer. */
+  statesMode: 'ok' | 'reject' | 'hang' = 'ok'
+  /** Ids whose state cannot be read (an Error in their place). */
+  unreadable = new Set<string>()
+
+  override async state(m: Machine): Promise<MachineState> {
+    throw new Error(`fake bulk: unexpected per-host state:${m.id}`)
+  }
+
+  override async remove(m: Machine): Promise<void> {
+    throw new Error(`fake bulk: unexpected per-host remove:${m.id}`)
+  }
+
+  async states(machines: readonly Machine[], _options: DriverOptions, ctx: DriverContext): Promise<Array<MachineState | Error>> {
+    this.calls.push(`states:${machines.map((m) => m.id).join(',')}`)
+    if (this.statesMode === 'reject') throw new Error('fake bulk: API unreachable')
+    if (this.statesMode === 'hang')
+      return new Promise((_, reject) => ctx.signal?.addEventListener('abort', () => reject(ctx.signal!.reason), {once: true}))
+    return machines.map((m) => (this.unreadable.has(m.id) ? new Error(`fake bulk: no answer for ${m.id}`) : (this.hosts.get(m.id)?.state ?? 'missing')))
+  }
+
+  async removeMany(machines: readonly Machine[]): Promise<Array<Error | undefined>> {
+    this.calls.push(`removeMany:${machines.map((m) => m.id).join(',')}`)
+    return machines.map((m) => {
+      const h = this.hosts.get(m.id)
+      if (h && this.failRemove.has(h.name)) return new Error(`fake: cannot remove ${h.name}`)
+      this.hosts.delete(m.id)
+      return undefined
+    })
+  }
+}
