@@ -1,6 +1,6 @@
 import {Command, Flags, Interfaces, Errors} from '@oclif/core'
 import {ExitCode, InterruptedBatch, PartialFailure, UserError, oneLine} from './errors.js'
-import {Interrupt} from './scheduler/interrupt.js'
+import {Interrupt, isInterruption} from './scheduler/interrupt.js'
 import {Store, defaultStoreDir} from './store/store.js'
 import {checkClusterName} from './names.js'
 
@@ -96,6 +96,11 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
       code = err.exit
       line = `Interrupted: ${err.message}` + (err.resumeCommand ? `\nRun the same command to finish the batch: ${err.resumeCommand}` : '')
       body = {code: 'E_INTERRUPTED', message: err.message, result: err.result, resume: err.resumeCommand}
+    } else if (isInterruption(err)) {
+      // Ctrl-C while no batch was under way to report on (preflight, shared setup): nothing is half-done.
+      code = ExitCode.interrupted
+      line = 'Interrupted before any host was touched; every resource created so far is recorded. Run the same command again to go on.'
+      body = {code: 'E_INTERRUPTED', message: 'interrupted'}
     } else if (err instanceof PartialFailure) {
       // The command already rendered the per-host results; only the closing line is left.
       code = err.exit
