@@ -5,7 +5,7 @@
  * min and max wall time and the median CPU time (user + system of the child process, from
  * /proc/self/stat). After `npm run build`, as root:
  *
- *   node dist/bench/startup.js [--runs 11] [--subnet 10.234.0.0/16]
+ *   node dist/bench/startup.js [--runs 11] [--subnet 10.239.0.0/16]
  *   node dist/bench/startup.js --store DIR --host NAME   # an existing bootstrapped host; no root needed
  *
  * Without --store it creates one real local host in a temporary store (`belt create --driver local
@@ -21,7 +21,7 @@ import {parseArgs} from 'node:util'
 const {values: opt} = parseArgs({
   options: {
     runs: {type: 'string', default: '11'},
-    subnet: {type: 'string', default: '10.234.0.0/16'},
+    subnet: {type: 'string', default: '10.239.0.0/16'},
     store: {type: 'string'},
     host: {type: 'string', default: 'startup1'},
   },
