@@ -3,7 +3,8 @@ import type {PowerAction} from '../drivers/driver.js'
 import {BaseCommand} from './base-command.js'
 import {powerHosts} from './services/power.js'
 import {selectHosts} from './services/select-hosts.js'
-import {finishBatch} from './ui/batch.js'
+import {finishBatch, interruptedBatch} from './ui/batch.js'
+import {shQuote} from './ssh/quote.js'
 import {LineReporter} from './ui/reporter.js'
 
 /** start, stop, restart and kill: the same command over a driver's optional capability. */
@@ -20,9 +21,12 @@ export abstract class PowerCommand extends BaseCommand<typeof PowerCommand> {
     const store = this.openStore()
     const hosts = await selectHosts(store, this.positional)
     const startedAt = Date.now()
-    const outcomes = await powerHosts({store, hosts, action: this.action, concurrency: this.flags.concurrency, reporter: new LineReporter()})
-    const storeFlag = this.flags.store ? ` --store ${this.flags.store}` : ''
+    const signal = this.interruptSignal()
+    const outcomes = await powerHosts({store, hosts, action: this.action, concurrency: this.flags.concurrency, reporter: new LineReporter(), signal})
+    const storeFlag = this.flags.store ? ` --store ${shQuote(this.flags.store)}` : ''
+    const again = (names: string[]) => `belt ${this.action}${storeFlag} ${names.map(shQuote).join(' ')}`
+    if (this.interrupted && outcomes.some((o) => !o.ok)) throw interruptedBatch(outcomes, again(outcomes.filter((o) => !o.ok).map((o) => o.name)), startedAt)
     const past = {start: 'started', stop: 'stopped', restart: 'restarted', kill: 'killed'}[this.action]
-    return finishBatch(outcomes, {verb: past, startedAt, retry: (failed) => `belt ${this.action}${storeFlag} ${failed.join(' ')}`})
+    return finishBatch(outcomes, {verb: past, startedAt, retry: again})
   }
 }

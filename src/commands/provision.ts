@@ -4,7 +4,8 @@ import {BaseCommand} from '../base-command.js'
 import {engineConfigFrom, engineFlags, engineFlagsGiven} from '../engine-flags.js'
 import {bootstrapHosts, prepareBootstrap} from '../services/bootstrap-hosts.js'
 import {selectHosts} from '../services/select-hosts.js'
-import {finishBatch} from '../ui/batch.js'
+import {finishBatch, interruptedBatch} from '../ui/batch.js'
+import {reproduceCommand, type FlagShape} from '../ui/command-line.js'
 import {batchReporter} from '../ui/live.js'
 
 export default class Provision extends BaseCommand<typeof Provision> {
@@ -28,12 +29,16 @@ export default class Provision extends BaseCommand<typeof Provision> {
     const concurrency = this.flags.concurrency ?? Math.min(...hosts.map((h) => findDriver(h.driver)?.bootstrapConcurrency ?? 8))
     const reporter = batchReporter(['bootstrap'], {json: this.jsonEnabled(), totals: {bootstrap: hosts.length}})
     reporter.start()
+    const signal = this.interruptSignal()
     const outcomes = await bootstrapHosts(setup, hosts.map((h) => h.name), {
       engine: engineFlagsGiven(this.flags) ? engineConfigFrom(this.flags) : undefined,
       reporter,
       concurrency,
+      signal,
     }).finally(() => reporter.stop())
-    const storeFlag = this.flags.store ? ` --store ${this.flags.store}` : ''
-    return finishBatch(outcomes, {verb: 'provisioned', startedAt, retry: (failed) => `belt provision${storeFlag} ${failed.join(' ')}`})
+    // The same engine settings again, so that a retry configures what this run meant to.
+    const again = (names: string[]) => reproduceCommand(['provision'], this.flags, {...(this.ctor as typeof Provision).baseFlags, ...Provision.flags} as Record<string, FlagShape>, {args: names})
+    if (this.interrupted && outcomes.some((o) => !o.ok)) throw interruptedBatch(outcomes, again(outcomes.filter((o) => !o.ok).map((o) => o.name)), startedAt)
+    return finishBatch(outcomes, {verb: 'provisioned', startedAt, retry: again})
   }
 }

@@ -150,5 +150,5 @@ export async function bootstrapHosts(
   o: BootstrapOptions & {concurrency: number},
 ): Promise<HostOutcome[]> {
   const settled = await mapSettled(names, (n) => bootstrapOne(setup, n, o), {concurrency: o.concurrency, signal: o.signal})
-  return settled.map((s) => (s.ok ? s.value : {name: s.item, ok: false, phase: 'error', error: oneLine(s.error)}))
+  return settled.map((s) => (s.ok ? s.value : {name: s.item, ok: false, phase: 'error', error: oneLine(s.error), ...(isInterruption(s.error) ? {interrupted: true} : {})}))
 }

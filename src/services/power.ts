@@ -1,6 +1,7 @@
 import type {Machine, PowerAction} from '../../drivers/driver.js'
 import {findDriver, type DriverLookup} from '../../drivers/registry.js'
 import {ExitCode, UserError, oneLine} from '../errors.js'
+import {isInterruption} from '../scheduler/interrupt.js'
 import {mapSettled} from '../scheduler/pool.js'
 import type {Store} from '../store/store.js'
 import type {HostRecord} from '../store/types.js'
@@ -22,6 +23,8 @@ export async function powerHosts(req: {
   reporter: Reporter
   env?: NodeJS.ProcessEnv
   drivers?: DriverLookup
+  /** The run's cancellation: after the first Ctrl-C no other host is started on. */
+  signal?: AbortSignal
 }): Promise<HostOutcome[]> {
   const {store, reporter, action} = req
   const findDriver_ = req.drivers ?? findDriver
@@ -44,7 +47,7 @@ export async function powerHosts(req: {
       const entry = findDriver_(r.driver)!
       const driver = await entry.load()
       const options = hostDriverOptions(entry, r, req.env)
-      const ctx = await driverContext(store, r.driver, reporter, {host: r.name})
+      const ctx = await driverContext(store, r.driver, reporter, {host: r.name, signal: req.signal})
       const fn = driver[action]!.bind(driver) as (m: Machine, o: typeof options, c: typeof ctx) => Promise<Machine | void>
       const out = await fn(r.machine!, options, ctx)
       if (out) {
@@ -56,11 +59,12 @@ export async function powerHosts(req: {
       reporter.host(r.name, PAST[action])
       return {name: r.name, ok: true, phase: r.phase, address: (out || r.machine)?.address}
     },
-    {concurrency: req.concurrency},
+    {concurrency: req.concurrency, signal: req.signal},
   )
   return settled.map((s) => {
     if (s.ok) return s.value
     const error = oneLine(s.error)
+    if (isInterruption(s.error)) return {name: s.item.name, ok: false, phase: s.item.phase, error, interrupted: true}
     reporter.host(s.item.name, `${action} failed: ${error}`)
     return {name: s.item.name, ok: false, phase: s.item.phase, error}
   })
