@@ -10,7 +10,7 @@ import type {Reporter} from '../ui/reporter.js'
 import {bootstrapOne, prepareBootstrap, type BootstrapSetup} from './bootstrap-hosts.js'
 import {createHosts, type HostOutcome, type HostSelection} from './create-hosts.js'
 import {EngineSwarmApi} from '../swarm/api.js'
-import {clusterRecords, prepareFormation, recordJoinFailure, saveBatchRun, storeClientTls, type SwarmSettings} from './swarm.js'
+import {cleanUpGhosts, clusterRecords, prepareFormation, recordJoinFailure, saveBatchRun, storeClientTls, type GhostReport, type SwarmSettings} from './swarm.js'
 
 export interface PipelineRequest {
   store: Store
@@ -37,6 +37,8 @@ export interface PipelineResult {
   leader?: string
   timeouts: string[]
   runFile: string
+  /** Ghost node entries this run's joins left, removed after them. */
+  ghosts?: GhostReport
 }
 
 /**
@@ -120,6 +122,11 @@ export async function runCreatePipeline(req: PipelineRequest): Promise<PipelineR
     const notReady = await formation.verify(nodeIds).catch((e) => new Map([...nodeIds.keys()].map((n) => [n, oneLine(e)])))
     outcomes = outcomes.map((o) => (notReady.has(o.name) ? {...o, ok: false, error: `joined but not Ready (${notReady.get(o.name)})`} : o))
   }
+  // Entries of the node list that this run's joins left without completing (issue 13).
+  const ghosts =
+    formation && !req.signal?.aborted
+      ? await cleanUpGhosts(formation, {storeHosts: (await clusterRecords(store, req.cluster)).map((r) => r.name), failed: outcomes.filter((o) => !o.ok).map((o) => o.name), reporter})
+      : undefined
   const runFile = await saveBatchRun(store, {
     command: req.command,
     driver: req.driver.name,
@@ -133,5 +140,5 @@ export async function runCreatePipeline(req: PipelineRequest): Promise<PipelineR
     timeouts: formation?.timeouts ?? [],
   })
   const clusterId = (await clusterRecords(store, req.cluster)).find((r) => r.swarm?.clusterId)?.swarm?.clusterId
-  return {outcomes, clusterId, leader: formation?.leaderName, timeouts: formation?.timeouts ?? [], runFile}
+  return {outcomes, clusterId, leader: formation?.leaderName, timeouts: formation?.timeouts ?? [], runFile, ghosts}
 }

@@ -8,6 +8,7 @@ import {naturalCompare, type Store} from '../store/store.js'
 import type {HostRecord} from '../store/types.js'
 import {EngineSwarmApi, type EngineEndpoint, type SwarmApi, type SwarmNode} from '../swarm/api.js'
 import {SwarmFormation, type JoinResult} from '../swarm/formation.js'
+import {classifyNodes, describeVerdict, removeGhosts, type NodeVerdict} from '../swarm/ghosts.js'
 import {advertiseAddress, checkManagers, managerAvailability, planSwarm, type AdvertiseType, type Availability, type HostSwarmState, type SwarmPlan} from '../swarm/plan.js'
 import type {Reporter} from '../ui/reporter.js'
 import type {HostOutcome} from './create-hosts.js'
@@ -143,6 +144,29 @@ export interface SwarmBatchResult {
   timeouts: string[]
   runFile: string
   availability: Availability
+  ghosts?: GhostReport
+}
+
+/** What the clean-up after a formation did with ghost node entries (one line per entry). */
+export interface GhostReport {
+  removed: string[]
+  kept: string[]
+  failed: string[]
+}
+
+/**
+ * After a formation's joins have all ended: removes the ghost entries its joins left (see
+ * {@link SwarmFormation.pruneGhosts}). Never throws: a failure is a warning and `belt swarm prune`
+ * finishes the job.
+ */
+export async function cleanUpGhosts(formation: SwarmFormation, o: {storeHosts: Iterable<string>; failed: readonly string[]; reporter: Reporter}): Promise<GhostReport | undefined> {
+  try {
+    const r = await formation.pruneGhosts(o)
+    return {removed: r.removed.map(describeVerdict), kept: r.kept.map(describeVerdict), failed: r.failed.map((f) => `${describeVerdict(f)} (${f.error})`)}
+  } catch (e) {
+    o.reporter.warn(`could not check the swarm for ghost node entries: ${oneLine(e)}; belt swarm status shows them, belt swarm prune removes them`)
+    return undefined
+  }
 }
 
 /**
@@ -214,8 +238,9 @@ export async function swarmInit(req: SwarmInitRequest): Promise<SwarmBatchResult
     else outcomes.set(r.name, {name: r.name, ok: r.ok, phase: r.ok ? 'joined' : rec.phase, address: rec.machine?.address, error: r.error, role: r.role, timedOut: r.timedOut, ms: Date.now() - started.get(r.name)!})
   }
   const ordered = targets.map((t) => outcomes.get(t.name)!).filter(Boolean)
+  const ghosts = await cleanUpGhosts(formation, {storeHosts: clusterHosts.map((r) => r.name), failed: results.filter((r) => !r.ok).map((r) => r.name), reporter})
   const runFile = await saveBatchRun(store, {command: req.command, startedAt, settings: {...req.settings, availability}, outcomes: ordered, timeouts: formation.timeouts})
-  return {outcomes: ordered, clusterId: plan.clusterId ?? results.find((r) => r.clusterId)?.clusterId, leader: formation.leaderName, timeouts: formation.timeouts, runFile, availability}
+  return {outcomes: ordered, clusterId: plan.clusterId ?? results.find((r) => r.clusterId)?.clusterId, leader: formation.leaderName, timeouts: formation.timeouts, runFile, availability, ghosts}
 }
 
 /** The report's phase names (create, ssh, engine, join) for a record's phase at failure. */
@@ -247,20 +272,40 @@ export async function saveBatchRun(
   return saveRun(store, run)
 }
 
+/** An entry of the node list that is not a host: a ghost, or one kept for now. */
+export interface GhostEntry {
+  id: string
+  state: string
+  role: 'manager' | 'worker'
+  /** Only when the node reported one (an old entry of a host that joined again). */
+  hostname?: string
+  createdAt?: string
+  why: string
+}
+
 /** `belt swarm status`: the swarm of a cluster as its managers see it. */
 export interface SwarmStatus {
   clusterId?: string
+  /** The swarm's nodes, ghost entries left out. */
   nodes: (SwarmNode & {host?: string})[]
   ready: number
+  /** Real nodes that are not Ready (hosts stopped, engines down): never removed by Belt. */
   down: number
   managers: number
   reachableManagers: number
   leader?: string
   /** Hosts of the inventory the swarm does not list. */
   missing: string[]
+  /** Entries that never completed a join: `belt swarm prune` removes them. */
+  ghosts: GhostEntry[]
+  /** Entries with no hostname that may still be joins in progress: not counted, not removed yet. */
+  kept: GhostEntry[]
 }
 
-export async function swarmStatus(store: Store, cluster?: string): Promise<SwarmStatus> {
+const ghostEntry = (v: NodeVerdict): GhostEntry => ({id: v.node.id, state: v.node.state, role: v.node.role, ...(v.node.noHostname ? {} : {hostname: v.node.hostname}), createdAt: v.node.createdAt, why: v.why})
+
+/** The node list of a cluster's swarm from the first manager that answers, sorted into real nodes and ghosts. */
+async function inspectSwarm(store: Store, cluster?: string) {
   const records = (await clusterRecords(store, cluster)).filter((r) => r.engine)
   refuseMovedHosts(records)
   const managers = records.filter((r) => r.swarm?.role === 'manager')
@@ -268,20 +313,34 @@ export async function swarmStatus(store: Store, cluster?: string): Promise<Swarm
   const api = new EngineSwarmApi(await storeClientTls(store), 30_000)
   let nodes: SwarmNode[] | undefined
   let clusterId: string | undefined
+  let manager: EngineEndpoint | undefined
   let last: unknown
   for (const m of managers) {
     try {
       nodes = await api.nodes(endpointOf(m))
       clusterId = (await api.info(endpointOf(m))).clusterId
+      manager = endpointOf(m)
       break
     } catch (e) {
       last = e
     }
   }
-  if (!nodes)
+  if (!nodes || !manager)
     throw new UserError(`no manager of the swarm answered (${summarizeNames(managers.map((m) => m.name))}): ${oneLine(last)}`, {code: 'E_SWARM_UNREACHABLE', exit: ExitCode.environment, hint: 'check the managers with belt ls and belt status'})
+  // An entry with no hostname may be a join in progress: ask the engines only when there is one.
+  const joining: string[] = []
+  if (nodes.some((n) => n.noHostname && n.state !== 'ready')) {
+    const infos = await mapSettled(records, async (r) => api.info(endpointOf(r)), {concurrency: 32})
+    for (const i of infos) if (i.ok && i.value.state === 'pending') joining.push(i.item.name)
+  }
+  const c = classifyNodes(nodes, {storeHosts: records.map((r) => r.name), now: Date.now(), joining})
+  return {api, manager, clusterId, records, classification: c}
+}
+
+export async function swarmStatus(store: Store, cluster?: string): Promise<SwarmStatus> {
+  const {clusterId, records, classification: c} = await inspectSwarm(store, cluster)
   const byNode = new Map(records.filter((r) => r.swarm?.nodeId).map((r) => [r.swarm!.nodeId!, r.name]))
-  const listed = nodes.map((n) => ({...n, host: byNode.get(n.id)}))
+  const listed = [...c.ready, ...c.down].map((v) => ({...v.node, host: byNode.get(v.node.id)}))
   listed.sort((a, b) => naturalCompare(a.host ?? a.hostname, b.host ?? b.hostname))
   const inSwarm = new Set(listed.map((n) => n.host).filter(Boolean))
   const missing = records.filter((r) => r.swarm?.clusterId === clusterId && !inSwarm.has(r.name)).map((r) => r.name)
@@ -289,13 +348,39 @@ export async function swarmStatus(store: Store, cluster?: string): Promise<Swarm
   return {
     clusterId,
     nodes: listed,
-    ready: listed.filter((n) => n.state === 'ready').length,
-    down: listed.filter((n) => n.state !== 'ready').length,
+    ready: c.ready.length,
+    down: c.down.length,
     managers: mgr.length,
     reachableManagers: mgr.filter((n) => n.reachability === 'reachable').length,
     leader: mgr.find((n) => n.leader)?.host ?? mgr.find((n) => n.leader)?.hostname,
     missing,
+    ghosts: c.ghosts.map(ghostEntry),
+    kept: c.kept.map(ghostEntry),
   }
+}
+
+/** `belt swarm prune`: what was (or, dry, would be) removed, and what was left and why. */
+export interface SwarmPruneResult {
+  clusterId?: string
+  removed: GhostEntry[]
+  failed: (GhostEntry & {error: string})[]
+  kept: GhostEntry[]
+  /** Real nodes that are not Ready: reported, never removed. */
+  down: (GhostEntry & {host?: string})[]
+  dryRun: boolean
+}
+
+/**
+ * `belt swarm prune`: removes the entries of the swarm's node list that never completed a join
+ * (no hostname and Unknown/Down, a minute old or more, while no host of the store is joining; or
+ * Down under a hostname that is Ready as another node). Real Down nodes are reported, not removed.
+ */
+export async function swarmPrune(req: {store: Store; cluster?: string; dryRun: boolean}): Promise<SwarmPruneResult> {
+  const {api, manager, clusterId, classification: c} = await inspectSwarm(req.store, req.cluster)
+  const down = c.down.map((v) => ({...ghostEntry(v), hostname: v.node.hostname, host: v.host}))
+  if (req.dryRun) return {clusterId, removed: c.ghosts.map(ghostEntry), failed: [], kept: c.kept.map(ghostEntry), down, dryRun: true}
+  const r = await removeGhosts(api, manager, c.ghosts)
+  return {clusterId, removed: r.removed.map(ghostEntry), failed: r.failed.map((f) => ({...ghostEntry(f), error: f.error})), kept: c.kept.map(ghostEntry), down, dryRun: false}
 }
 
 /**

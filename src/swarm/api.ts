@@ -36,6 +36,14 @@ export interface SwarmNode {
   reachability?: string
   engineVersion?: string
   labels: Record<string, string>
+  /** When a manager created the entry (the manager's clock), ISO 8601. */
+  createdAt?: string
+  /**
+   * The node never reported its description (hostname, engine) to a manager: the entry was made
+   * when its join asked for a certificate, and the join never reached the dispatcher. `hostname`
+   * is then the node ID.
+   */
+  noHostname?: boolean
 }
 
 export interface JoinTokens {
@@ -90,6 +98,7 @@ interface RawInfo {
 
 interface RawNode {
   ID: string
+  CreatedAt?: string
   Version: {Index: number}
   Spec: {Role: 'manager' | 'worker'; Availability: 'active' | 'pause' | 'drain'; Labels?: Record<string, string>; Name?: string}
   Description?: {Hostname?: string; Engine?: {EngineVersion?: string}}
@@ -158,6 +167,8 @@ export class EngineSwarmApi implements SwarmApi {
       reachability: n.ManagerStatus?.Reachability,
       engineVersion: n.Description?.Engine?.EngineVersion,
       labels: n.Spec.Labels ?? {},
+      createdAt: n.CreatedAt,
+      ...(n.Description?.Hostname ? {} : {noHostname: true}),
     }))
   }
 

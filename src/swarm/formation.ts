@@ -2,6 +2,7 @@ import {oneLine} from '../errors.js'
 import {isInterruption} from '../scheduler/interrupt.js'
 import {window, type Window} from '../scheduler/pool.js'
 import {isAlreadyInSwarm, isJoinTimeout, SWARM_PORT, type EngineEndpoint, type JoinTokens, type SwarmApi, type SwarmNode} from './api.js'
+import {classifyNodes, removeGhosts, type GhostRemoval, type NodeVerdict} from './ghosts.js'
 import type {Availability} from './plan.js'
 
 /** How many times a join the engine abandoned is tried (reset with a forced leave in between). */
@@ -72,6 +73,8 @@ export class SwarmFormation {
   private readonly managerNames: string[] = []
   private readonly joinedWorkers: {name: string; nodeId: string}[] = []
   readonly timeouts: string[] = []
+  /** When this formation's first join started (ms since the epoch); ghost entries made since are its own. */
+  joinsStartedAt?: number
 
   constructor(private readonly o: FormationOptions) {
     this.workers = window(o.workerConcurrency, o.signal)
@@ -220,6 +223,7 @@ export class SwarmFormation {
     const sleep = this.o.sleep ?? ((ms: number) => new Promise((r) => setTimeout(r, ms)))
     let timedOut = false
     let last = ''
+    this.joinsStartedAt ??= Date.now()
     for (let attempt = 1; attempt <= JOIN_ATTEMPTS; attempt++) {
       this.o.log(name, attempt === 1 ? `joining as ${role}` : `joining as ${role} again (attempt ${attempt} of ${JOIN_ATTEMPTS}: ${last})`)
       try {
@@ -298,15 +302,39 @@ export class SwarmFormation {
 
   /** The node list from the leader, else from any manager that answers. */
   async listNodes(): Promise<SwarmNode[]> {
+    return (await this.answeringManager()).nodes
+  }
+
+  private async answeringManager(): Promise<{manager: EngineEndpoint; nodes: SwarmNode[]}> {
     const names = [this.leader, ...this.managerNames, ...(this.o.existing?.managers ?? [])].filter((x): x is string => Boolean(x))
     let last: unknown
     for (const m of [...new Set(names)]) {
       try {
-        return await this.o.api.nodes(this.o.endpoint(m))
+        const manager = this.o.endpoint(m)
+        return {manager, nodes: await this.o.api.nodes(manager)}
       } catch (e) {
         last = e
       }
     }
     throw new Error(`no manager answered: ${oneLine(last)}`)
+  }
+
+  /**
+   * Once every join of this formation has ended: removes the node entries its joins left behind
+   * that never completed (no hostname, Unknown/Down, created since the first join started) and
+   * Down entries whose hostname is Ready under another node ID. While a host whose join failed
+   * still says it is joining, entries with no hostname are kept (they may be its join). Real Down
+   * hosts are never removed. `failed`: this run's hosts whose join did not succeed.
+   */
+  async pruneGhosts(o: {storeHosts: Iterable<string>; failed: readonly string[]}): Promise<GhostRemoval & {kept: NodeVerdict[]}> {
+    if (this.joinsStartedAt === undefined || !this.leader) return {removed: [], failed: [], kept: []}
+    const joining: string[] = []
+    for (const name of o.failed) {
+      const i = await (async () => this.o.api.info(this.o.endpoint(name)))().catch(() => undefined)
+      if (i?.state === 'pending') joining.push(name)
+    }
+    const {manager, nodes} = await this.answeringManager()
+    const c = classifyNodes(nodes, {storeHosts: o.storeHosts, now: Date.now(), runJoinsSince: this.joinsStartedAt, joining})
+    return {...(await removeGhosts(this.o.api, manager, c.ghosts)), kept: c.kept}
   }
 }

@@ -21,7 +21,24 @@ export class FakeSwarm implements SwarmApi {
   failInit = false
   /** Hosts whose first join times out and is then abandoned by the engine (state error). */
   abandonOnce = new Set<string>()
+  /**
+   * Ghost entries a host's join leaves in the node list before it completes (or is abandoned):
+   * entries with no hostname, status unknown, as a real manager keeps for an attempt that asked for
+   * its certificate and never reached the dispatcher.
+   */
+  ghostsOnJoin = new Map<string, number>()
+  /** Hosts whose join stays pending for ever (after leaving one entry with no hostname). */
+  stuckPending = new Set<string>()
+  /** Node IDs removed, in order. */
+  readonly removed: string[] = []
   private seq = 0
+
+  /** Adds an entry with no hostname (a ghost, or a join that has not registered yet). */
+  addAnonymous(o: {state?: string; createdAt?: Date; role?: 'manager' | 'worker'} = {}): string {
+    const id = `g${++this.seq}`
+    this.nodes_.set(id, {id, version: 1, hostname: id, noHostname: true, role: o.role ?? 'worker', availability: 'active', state: o.state ?? 'unknown', leader: false, labels: {}, createdAt: (o.createdAt ?? new Date()).toISOString()})
+    return id
+  }
 
   constructor(readonly hosts: readonly string[]) {
     for (const h of hosts) this.state.set(h, {state: 'inactive', nodeId: '', isManager: false, remoteManagers: []})
@@ -44,7 +61,7 @@ export class FakeSwarm implements SwarmApi {
     const s = this.host(e)
     const id = `n${++this.seq}`
     Object.assign(s, {state: 'active', nodeId: id, isManager: true, clusterId: this.clusterId, remoteManagers: [`${advertiseAddr}:2377`]})
-    this.nodes_.set(id, {id, version: 1, hostname: e.name, role: 'manager', availability: 'active', state: 'ready', leader: true, labels: {}})
+    this.nodes_.set(id, {id, version: 1, hostname: e.name, role: 'manager', availability: 'active', state: 'ready', leader: true, labels: {}, createdAt: new Date().toISOString()})
     return id
   }
 
@@ -65,6 +82,13 @@ export class FakeSwarm implements SwarmApi {
     try {
       await new Promise((r) => setTimeout(r, 2))
       if (this.failJoin.has(e.name)) throw new Error('fake: join refused')
+      for (let i = this.ghostsOnJoin.get(e.name) ?? 0; i > 0; i--) this.addAnonymous()
+      this.ghostsOnJoin.delete(e.name)
+      if (this.stuckPending.has(e.name)) {
+        this.addAnonymous()
+        Object.assign(this.host(e), {state: 'pending'})
+        throw new Error('Timeout was reached before node joined. The attempt to join the swarm will continue in the background.')
+      }
       if (this.abandonOnce.delete(e.name)) {
         Object.assign(this.host(e), {state: 'error', error: 'rpc error: code = DeadlineExceeded desc = context deadline exceeded'})
         throw new Error('Timeout was reached before node joined. The attempt to join the swarm will continue in the background.')
@@ -74,7 +98,7 @@ export class FakeSwarm implements SwarmApi {
       if (s.state === 'active') throw new Error('This node is already part of a swarm. Use "docker swarm leave" to leave this swarm and join another one.')
       const id = `n${++this.seq}`
       Object.assign(s, {state: 'active', nodeId: id, isManager: role === 'manager', clusterId: role === 'manager' ? this.clusterId : undefined, remoteManagers: o.remoteAddrs})
-      this.nodes_.set(id, {id, version: 1, hostname: e.name, role, availability: 'active', state: 'ready', leader: false, labels: {}})
+      this.nodes_.set(id, {id, version: 1, hostname: e.name, role, availability: 'active', state: 'ready', leader: false, labels: {}, createdAt: new Date().toISOString()})
       if (this.timeoutJoin.has(e.name)) throw new Error('Timeout was reached before node joined. The attempt to join the swarm will continue in the background.')
     } finally {
       this.inFlightJoins[role]--
@@ -108,7 +132,15 @@ export class FakeSwarm implements SwarmApi {
     this.ingress = false
   }
 
-  async removeNode(_m: EngineEndpoint, nodeId: string): Promise<void> {
+  async removeNode(m: EngineEndpoint, nodeId: string, force: boolean): Promise<void> {
+    if (!this.host(m).isManager) throw new Error('fake: node removal through a non-manager')
+    const n = this.nodes_.get(nodeId)
+    if (!n) throw new Error(`fake: removal of ${nodeId}, which is not in the node list`)
+    if (n.state === 'ready') throw new Error(`fake: removal of ${nodeId}, which is Ready`)
+    if (!force) throw new Error(`fake: node ${nodeId} is not down and can't be removed without force`)
+    if (n.role === 'manager' && !n.noHostname) throw new Error(`node ${nodeId} is a cluster manager and is a member of the raft cluster. It must be demoted to worker before removal`)
+    this.calls.push(`remove:${nodeId}`)
+    this.removed.push(nodeId)
     this.nodes_.delete(nodeId)
   }
 }
