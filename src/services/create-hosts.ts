@@ -127,7 +127,7 @@ export async function createHosts(req: CreateHostsRequest): Promise<HostOutcome[
       }
       const r = existing.get(name)
       if (r && r.cluster !== req.cluster) taken.push(name)
-      else if (r && isResumable(r, req.driver.name)) out.push({...r, phase: r.phase === 'reserved' ? 'reserved' : r.phase, error: undefined, driverOptions: req.persistable})
+      else if (r && isResumable(r, req.driver.name)) out.push({...r, error: undefined, driverOptions: req.persistable})
       else if (r && req.next && isCreatedUnfinished(r, req.driver.name, goal)) resume.push(name)
       else if (r && resuming && r.driver === req.driver.name && !ownerAlive(r) && hasReached(r, goal)) done.push(name)
       else taken.push(name)
@@ -176,8 +176,9 @@ export async function createHosts(req: CreateHostsRequest): Promise<HostOutcome[
     return out
   })
   if (!resuming) {
+    // Only batches some of whose hosts still exist: one whose hosts were all removed is over.
     for (const b of await unfinishedBatches(store, req.cluster))
-      if (batchKey(b) !== key)
+      if (batchKey(b) !== key && b.names.some((n) => existing.has(n)))
         reporter.warn(`an earlier batch (${describeSelection(b.selection)}: ${summarizeNames(b.names)}) did not finish; run the same command again to finish it`)
   }
 
