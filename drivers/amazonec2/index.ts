@@ -680,7 +680,7 @@ export class AmazonEc2Driver implements Driver {
           try {
             if (round > 0) await sleep(Math.min(this.timing.pollMaxMs, this.timing.pollMinMs * 1.5 ** (round - 1)), ctx.signal)
             const found = await this.describeMany(calls, waiting, ctx)
-            for (const id of waiting.filter((x) => gone(found.get(x)))) await ctx.journal({kind: 'instance', id, action: 'deleted'})
+            await Promise.all(waiting.filter((x) => gone(found.get(x))).map((id) => ctx.journal({kind: 'instance', id, action: 'deleted'})))
             waiting = waiting.filter((x) => !gone(found.get(x)))
           } catch (e) {
             for (const id of waiting) fail(id, new Error(`${id}: terminated, but could not be confirmed (${(e as Error).message})`, {cause: e}))

@@ -203,10 +203,37 @@ export class DoClient {
    * to another host. Bounded by `meta.total`, so a server that keeps answering `next` cannot loop.
    */
   async listAll<T>(path: string, key: string, query: Readonly<Record<string, string | number | undefined>> = {}, signal?: AbortSignal): Promise<T[]> {
+    // The first page says how many there are: the other pages are asked for at once (each is one
+    // request of the budget all the same), so 1,000 droplets take two round trips, not five.
+    const first = await this.get<DoPage & Record<string, unknown>>(path, {...query, per_page: MAX_PER_PAGE, page: 1}, signal)
+    const firstItems = (first[key] as T[] | undefined) ?? []
+    const total = first.meta?.total
+    if (typeof total === 'number' && firstItems.length === MAX_PER_PAGE && total > MAX_PER_PAGE && first.links?.pages?.next) {
+      const pages = Math.ceil(total / MAX_PER_PAGE)
+      const rest = await Promise.all(
+        Array.from({length: pages - 1}, (_, i) => this.get<DoPage & Record<string, unknown>>(path, {...query, per_page: MAX_PER_PAGE, page: i + 2}, signal)),
+      )
+      const items = [...firstItems, ...rest.flatMap((b) => (b[key] as T[] | undefined) ?? [])]
+      // Items may have moved between pages while they were read (creates, deletes): an id seen twice
+      // is kept once; one that moved across a page boundary may be missed, as with sequential pages.
+      const seen = new Set<unknown>()
+      return items.filter((x) => {
+        const id = (x as {id?: unknown}).id
+        if (id === undefined) return true
+        if (seen.has(id)) return false
+        seen.add(id)
+        return true
+      })
+    }
+    return this.listSequential<T>(path, key, query, first, signal)
+  }
+
+  /** The items of `first` and the pages after it, page after page by `links.pages.next`. */
+  private async listSequential<T>(path: string, key: string, query: Readonly<Record<string, string | number | undefined>>, first: DoPage & Record<string, unknown>, signal?: AbortSignal): Promise<T[]> {
     const items: T[] = []
     let q: Record<string, string | number | undefined> = {...query, per_page: MAX_PER_PAGE, page: 1}
     for (let pages = 0; ; pages++) {
-      const body = await this.get<DoPage & Record<string, unknown>>(path, q, signal)
+      const body = pages === 0 ? first : await this.get<DoPage & Record<string, unknown>>(path, q, signal)
       const batch = (body[key] as T[] | undefined) ?? []
       items.push(...batch)
       const next = body.links?.pages?.next

@@ -443,7 +443,7 @@ export class DigitalOceanDriver implements Driver {
             for (const id of waiting) fail(ids.get(id)!, new Error(`droplet ${id}: the delete was sent but could not be confirmed (${(apiUserError(e, client) as Error).message})`))
             return
           }
-          for (const id of waiting.filter((x) => !still.has(x))) await ctx.journal({kind: 'droplet', id: String(id), action: 'deleted'})
+          await Promise.all(waiting.filter((x) => !still.has(x)).map((id) => ctx.journal({kind: 'droplet', id: String(id), action: 'deleted'})))
           waiting = waiting.filter((x) => still.has(x))
           if (waiting.length === 0) break
           if (Date.now() > deadline) {
