@@ -1,4 +1,5 @@
 import type {DriverOptions} from '../../drivers/driver.js'
+import pLimit from 'p-limit'
 import {findDriver, type DriverEntry, type DriverLookup} from '../../drivers/registry.js'
 import {oneLine} from '../errors.js'
 import {isInterruption} from '../scheduler/interrupt.js'
@@ -9,6 +10,9 @@ import type {HostRecord} from '../store/types.js'
 import type {Reporter} from '../ui/reporter.js'
 import {driverContext, hostDriverOptions, refuseMovedHosts} from './driver-context.js'
 import type {HostOutcome} from './create-hosts.js'
+
+/** Record writes at once in a bulk removal. */
+const STORE_WRITES = 32
 
 export interface RemoveHostsRequest {
   store: Store
@@ -71,6 +75,7 @@ export async function removeHosts(req: RemoveHostsRequest): Promise<HostOutcome[
       throw new Error(`belt process ${r.owner.pid} is working on it (${r.phase}); stop that process first, or wait for it`)
     return entry
   }
+  const storeLimit = pLimit(STORE_WRITES)
   const markRemoving = (r: HostRecord) =>
     store.update(r.name, (x) => {
       x.phase = 'removing'
@@ -129,16 +134,23 @@ export async function removeHosts(req: RemoveHostsRequest): Promise<HostOutcome[
       }
       const {entry, options, hosts} = u.bulk
       const out: HostOutcome[] = []
-      const go: HostRecord[] = []
-      for (const r of hosts) {
-        try {
-          check(r)
-          await markRemoving(r)
-          go.push(r)
-        } catch (e) {
-          out.push(await failed(r, e))
-        }
-      }
+      // Store writes (each under its host's lock, fsynced) run side by side: hundreds of hosts
+      // one after the other would take longer than the cloud calls.
+      const marked = await Promise.all(
+        hosts.map((r) =>
+          storeLimit(async () => {
+            try {
+              check(r)
+              await markRemoving(r)
+              return r
+            } catch (e) {
+              out.push(await failed(r, e))
+              return undefined
+            }
+          }),
+        ),
+      )
+      const go = marked.filter((r): r is HostRecord => r !== undefined)
       if (go.length === 0) return out
       let results: Array<Error | undefined>
       try {
@@ -148,10 +160,14 @@ export async function removeHosts(req: RemoveHostsRequest): Promise<HostOutcome[
       } catch (e) {
         results = go.map(() => (e instanceof Error ? e : new Error(String(e))))
       }
-      for (const [i, r] of go.entries()) {
-        const res = i < results.length ? results[i] : new Error('the driver returned no result for this host')
-        out.push(res === undefined ? await removed(r) : await failed(r, res))
-      }
+      out.push(
+        ...(await Promise.all(
+          go.map((r, i) => {
+            const res = i < results.length ? results[i] : new Error('the driver returned no result for this host')
+            return storeLimit(() => (res === undefined ? removed(r) : failed(r, res)))
+          }),
+        )),
+      )
       return out
     },
     {concurrency: req.concurrency, signal: req.signal},
