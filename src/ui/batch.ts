@@ -41,7 +41,10 @@ function standing(o: HostOutcome): string {
  */
 export function interruptedBatch(outcomes: readonly HostOutcome[], resume: string, startedAt: number, out: NodeJS.WritableStream = process.stderr): InterruptedBatch<HostOutcome[]> {
   const unfinished = outcomes.filter((o) => !o.ok)
-  if (unfinished.length > 0) out.write(renderTable(['NAME', 'WHERE IT STANDS'], unfinished.map((o) => [o.name, standing(o)])))
+  // One row per standing, not per host: 300 hosts make a handful of lines.
+  const groups = new Map<string, string[]>()
+  for (const o of unfinished) groups.set(standing(o), [...(groups.get(standing(o)) ?? []), o.name])
+  if (unfinished.length > 0) out.write(renderTable(['HOSTS', 'WHERE THEY STAND'], [...groups].map(([where, names]) => [`${summarizeNames(names)} (${names.length})`, where])))
   const done = outcomes.length - unfinished.length
   const notStarted = unfinished.filter((o) => o.interrupted && o.phase === 'reserved').length
   return new InterruptedBatch(
