@@ -51,7 +51,7 @@ Ctrl-C: the first one starts nothing new and lets requests in flight return, so 
   }
   static override flags = {
     driver: Flags.string({char: 'd', description: 'driver that creates the hosts', env: 'BELT_DRIVER', options: drivers.map((d) => d.name)}),
-    count: Flags.integer({char: 'n', description: 'create N hosts named <prefix><number>, numbered after the existing ones', min: 1}),
+    count: Flags.integer({char: 'n', description: 'add N hosts named <prefix><number>, numbered after the existing ones (when the last batch of this same command did not finish, it finishes that batch instead)', min: 1}),
     prefix: Flags.string({description: 'name prefix for --count', default: 'node'}),
     cluster: Flags.string({description: 'cluster the hosts belong to (shared SSH key and cloud resources)', default: 'default', env: 'BELT_CLUSTER'}),
     concurrency: Flags.integer({char: 'c', description: 'hosts created at once [default: per driver, local 8]', min: 1}),
