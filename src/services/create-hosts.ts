@@ -308,7 +308,7 @@ async function createOne(req: CreateHostsRequest, driver: Driver, spec: HostSpec
  */
 async function createBatch(req: CreateHostsRequest, driver: Driver, specs: readonly HostSpec[]): Promise<(HostOutcome | Error)[]> {
   const t0 = Date.now()
-  for (const sp of specs) await markCreating(req, sp.name)
+  await Promise.all(specs.map((sp) => markCreating(req, sp.name)))
   const ctx = await driverContext(req.store, req.driver.name, req.reporter, {signal: req.signal})
   let results: (Machine | Error)[]
   try {
