@@ -227,7 +227,10 @@ export async function swarmInit(req: SwarmInitRequest): Promise<SwarmBatchResult
     if (r.ok && r.nodeId) nodeIds.set(r.name, r.nodeId)
     else if (!r.ok) await recordJoinFailure(store, r)
   }
-  for (const n of await formation.topUpManagers().catch((e) => (reporter.warn(`could not promote workers to replace failed managers: ${oneLine(e)}`), [] as string[])))
+  // Only when roles were Belt's to choose: `swarm join` (a forced role, managers set to 7 only to be
+  // valid) must not promote the workers it joined.
+  const promoted = req.role ? [] : await formation.topUpManagers().catch((e) => (reporter.warn(`could not promote workers to replace failed managers: ${oneLine(e)}`), [] as string[]))
+  for (const n of promoted)
     for (const r of results) if (r.name === n) r.role = 'manager'
   // Joined is not Ready: check the leader's view before calling the batch a success.
   const notReady = nodeIds.size > 0 ? await formation.verify(nodeIds).catch((e) => new Map([...nodeIds.keys()].map((n) => [n, oneLine(e)]))) : new Map<string, string>()
