@@ -36,7 +36,7 @@ function summary(r: ChaosReport, ms: number): void {
 }
 
 async function startEmulator(): Promise<{child: ChildProcess; url: string}> {
-  const child = spawn(process.execPath, [bin, 'emulator', 'digitalocean', '--port', '0', '--backing', 'simulated', '--boot-delay', '2000', '--fault-429', '0.05', '--fault-5xx', '0.02', '--seed', '3'], {
+  const child = spawn(process.execPath, [bin, 'emulator', 'digitalocean', '--port', '0', '--backing', 'simulated', '--boot-delay', '20000', '--fault-429', '0.05', '--fault-5xx', '0.02', '--seed', '3'], {
     env: env({BELT_STORE: path.join(tmp, 'emulator-store')}),
     stdio: ['ignore', 'pipe', 'inherit'],
   })
@@ -71,7 +71,7 @@ try {
           kinds: ['droplet'],
           goal: 'created',
         },
-        {interrupts, minDelayMs: 300, maxDelayMs: 20_000, seed: 20261202, log},
+        {interrupts, minDelayMs: 200, maxDelayMs: 8000, seed: 20261202, log},
       )
       summary(r, performance.now() - t0)
       reports.push(r)
@@ -81,7 +81,7 @@ try {
   }
   if (which === 'local' || which === 'both') {
     const store = path.join(tmp, 'local-store')
-    const subnet = '10.217.0.0/16'
+    const subnet = '10.247.0.0/16'
     const t0 = performance.now()
     const r = await chaos(
       {
@@ -95,7 +95,7 @@ try {
         kinds: ['netns'],
         goal: 'joined',
       },
-      {interrupts, minDelayMs: 300, maxDelayMs: 25_000, seed: 20261203, log},
+      {interrupts, minDelayMs: 300, maxDelayMs: 6000, seed: 20261203, log},
     )
     summary(r, performance.now() - t0)
     reports.push(r)
