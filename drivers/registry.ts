@@ -53,8 +53,9 @@ export function createWindow(budget: ApiBudget): number {
 }
 
 const doBudget: ApiBudget = {perMinute: 250, perHour: 5000, hostsPerCreate: 10}
-// EC2 throttles by token buckets per action family; RunInstances (mutating) refills at about 2/s.
-const ec2Budget: ApiBudget = {perMinute: 120, hostsPerCreate: 50}
+// EC2 throttles by token buckets per action family (describe calls refill at 20/s, the emulator's
+// account-wide default); the driver's client paces itself at 16/s. RunInstances makes 50 hosts.
+const ec2Budget: ApiBudget = {perMinute: 960, hostsPerCreate: 50}
 
 export const drivers: readonly DriverEntry[] = [
   {

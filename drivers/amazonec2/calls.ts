@@ -29,6 +29,12 @@ export interface Ec2Timing {
   readonly maxBatch: number
   /** TCP probes of port 22 at once. */
   readonly portProbeConcurrency: number
+  /**
+   * Calls this client starts per second at most, in a burst of as many (0: no pacing). Below EC2's
+   * request-rate refill (20/s for describe calls; the emulator's default account limit), so that a
+   * batch never gets throttled by its own bursts (one CreateTags per host adds up).
+   */
+  readonly requestsPerSecond: number
 }
 
 export const defaultTiming: Ec2Timing = {
@@ -46,6 +52,7 @@ export const defaultTiming: Ec2Timing = {
   capacityRounds: 3,
   maxBatch: 50,
   portProbeConcurrency: 64,
+  requestsPerSecond: 16,
 }
 
 export {sleep}
@@ -62,15 +69,43 @@ export function backoff(attempt: number, baseMs: number, maxMs: number, random: 
  * spent, which a 300-host batch can do; waiting longer here turns a burst into a slower success.
  */
 export class Ec2Calls {
+  /** Client-side token bucket (see {@link Ec2Timing.requestsPerSecond}). */
+  private tokens: number
+  private refilledAt = Date.now()
+  private queue: Promise<unknown> = Promise.resolve()
+
   constructor(
     readonly api: Ec2Api,
     readonly stats: Ec2ApiStats,
     readonly timing: Ec2Timing,
-  ) {}
+  ) {
+    this.tokens = timing.requestsPerSecond
+  }
+
+  /** Resolves when one more call may start; callers are served in arrival order. */
+  private pace(signal?: AbortSignal): Promise<void> {
+    const rate = this.timing.requestsPerSecond
+    if (!(rate > 0)) return Promise.resolve()
+    const turn = this.queue.then(async () => {
+      for (;;) {
+        const now = Date.now()
+        this.tokens = Math.min(rate, this.tokens + ((now - this.refilledAt) / 1000) * rate)
+        this.refilledAt = now
+        if (this.tokens >= 1) {
+          this.tokens -= 1
+          return
+        }
+        await sleep(Math.ceil(((1 - this.tokens) / rate) * 1000), signal)
+      }
+    })
+    this.queue = turn.catch(() => undefined)
+    return turn
+  }
 
   async call<T>(fn: (api: Ec2Api) => Promise<T>, signal?: AbortSignal): Promise<T> {
     for (let attempt = 0; ; attempt++) {
       signal?.throwIfAborted()
+      await this.pace(signal)
       try {
         return await fn(this.api)
       } catch (e) {
