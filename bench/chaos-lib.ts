@@ -57,6 +57,8 @@ export interface ChaosReport {
   badExits: number[]
   finalCode: number | null
   finalStderrTail: string
+  /** Faults injected while belt ran. */
+  disruptions: number
 }
 
 /** A small seeded PRNG (mulberry32): the same seed, the same interrupt moments. */
@@ -125,15 +127,50 @@ async function check(t: ChaosTarget, step: Omit<ChaosStep, 'records' | 'unknownT
  * "exit now" path), at random moments in [minDelayMs, maxDelayMs], then the same command to the
  * end, then `rm`.
  */
-export async function chaos(t: ChaosTarget, o: {interrupts: number; minDelayMs: number; maxDelayMs: number; seed: number; log?: (line: string) => void}): Promise<ChaosReport> {
+export async function chaos(
+  t: ChaosTarget,
+  o: {
+    interrupts: number
+    minDelayMs: number
+    maxDelayMs: number
+    seed: number
+    log?: (line: string) => void
+    /** A fault injected at random moments while belt runs (e.g. dropping SSH sessions), every `disruptEveryMs` on average. */
+    disrupt?: () => Promise<void>
+    disruptEveryMs?: number
+    /** Runs of the same command after the interrupts, while it exits 4 (hosts failed under faults): at most this many. */
+    finalRuns?: number
+  },
+): Promise<ChaosReport> {
   const rnd = prng(o.seed)
   const steps: ChaosStep[] = []
+  let disruptions = 0
+  /** Runs `fn` with the fault injector firing at random moments until it settles. */
+  const during = async <T>(fn: () => Promise<T>): Promise<T> => {
+    if (!o.disrupt) return fn()
+    let done = false
+    const injector = (async () => {
+      while (!done) {
+        await new Promise((r) => setTimeout(r, Math.round(rnd() * 2 * (o.disruptEveryMs ?? 3000))))
+        if (!done) {
+          await o.disrupt!().catch(() => undefined)
+          disruptions++
+        }
+      }
+    })()
+    try {
+      return await fn()
+    } finally {
+      done = true
+      await injector
+    }
+  }
   const badExits: number[] = []
   let finished = false
   for (let i = 0; i < o.interrupts && !finished; i++) {
     const delayMs = Math.round(o.minDelayMs + rnd() * (o.maxDelayMs - o.minDelayMs))
     const double = i % 3 === 2
-    const r = await runInterrupted(t.create, t.env, double ? [delayMs, delayMs + 300] : [delayMs])
+    const r = await during(() => runInterrupted(t.create, t.env, double ? [delayMs, delayMs + 300] : [delayMs]))
     if (r.code !== 130 && r.code !== 0) badExits.push(r.code ?? -1)
     const step = await check(t, {kind: double ? 'double-interrupt' : 'interrupt', delayMs, code: r.code})
     steps.push(step)
@@ -142,9 +179,16 @@ export async function chaos(t: ChaosTarget, o: {interrupts: number; minDelayMs: 
     // Exit 0: the batch finished before the signal took effect; the same command would now add hosts.
     finished = r.code === 0
   }
-  const fin = finished ? {code: 0, stderr: '(finished by an interrupted run)'} : await runInterrupted(t.create, t.env, [])
-  const finalStep = await check(t, {kind: 'final', code: fin.code})
+  let fin = finished ? {code: 0 as number | null, stderr: '(finished by an interrupted run)'} : await during(() => runInterrupted(t.create, t.env, []))
+  let finalStep = await check(t, {kind: 'final', code: fin.code})
   steps.push(finalStep)
+  // A batch whose hosts failed under the faults exits 4; the same command again finishes it.
+  for (let i = 1; i < (o.finalRuns ?? 1) && fin.code === 4; i++) {
+    o.log?.(`${t.label}: run ${i} exited 4 (${fin.stderr.split('\n').filter((l) => l.startsWith('Error:')).join(' ')}); the same command again`)
+    fin = await during(() => runInterrupted(t.create, t.env, []))
+    finalStep = await check(t, {kind: 'final', code: fin.code})
+    steps.push(finalStep)
+  }
   const {records} = await storeIds(t.store, t.kinds)
   const unfinished = records.filter((r) => r.phase !== t.goal).map((r) => `${r.name}:${r.phase}`)
   o.log?.(`${t.label}: final run -> exit ${fin.code}; ${finalStep.records} records; ${unfinished.length} not at ${t.goal}`)
@@ -162,6 +206,7 @@ export async function chaos(t: ChaosTarget, o: {interrupts: number; minDelayMs: 
     badExits,
     finalCode: fin.code,
     finalStderrTail: fin.stderr.split('\n').slice(-6).join('\n'),
+    disruptions,
   }
 }
 
@@ -212,5 +257,29 @@ export function instanceIds(endpoint: string, env: NodeJS.ProcessEnv, cluster = 
     } while (NextToken)
     client.destroy()
     return ids
+  }
+}
+
+/**
+ * Drops the SSH sessions of one random host of a local subnet: SIGKILL to its `sshd: user@...`
+ * session processes, as a network blip or a restarted sshd would.
+ */
+export function dropSshSessions(subnet: string, rnd: () => number = Math.random): () => Promise<void> {
+  const hosts = localNamespaces(subnet)
+  return async () => {
+    const all = [...(await hosts())]
+    const ns = all[Math.floor(rnd() * all.length)]
+    if (!ns) return
+    const {stdout} = await run('ip', ['netns', 'pids', ns])
+    for (const pid of stdout.split('\n').filter(Boolean).map(Number)) {
+      const cmd = await fs.readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')
+      if (/^sshd: [^\0]*@/.test(cmd)) {
+        try {
+          process.kill(pid, 'SIGKILL')
+        } catch {
+          /* gone */
+        }
+      }
+    }
   }
 }

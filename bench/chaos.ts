@@ -1,9 +1,10 @@
 /**
  * Benchmark: Ctrl-C chaos at full size, through the `belt` binary (see chaos-lib.ts).
  *  - DigitalOcean emulator, simulated backing (no real hosts), real default rate limits, 5% 429s
- *    and 2% 5xx: `belt create --count 300 --no-bootstrap`, 20 random interrupts, the same command
+ *    2% 5xx and 1% droplets that never become active: `belt create --count 300 --no-bootstrap`, 20 random interrupts, the same command
  *    until it finishes, then `belt rm -y '*'`.
- *  - local driver: `belt create --count 20 --swarm`, 20 random interrupts, the same, then rm.
+ *  - local driver: `belt create --count 20 --swarm` with SSH sessions dropped every ~3 s, 20 random
+ *    interrupts, the same, then rm.
  * Prints, for each: extra hosts created, steps where reality and the store disagreed, hosts not
  * finished after the final run, resources left after rm (all must be 0), and the wall times.
  * Run as root after `npm run build`:
@@ -14,7 +15,7 @@ import {spawn, type ChildProcess} from 'node:child_process'
 import {mkdtempSync, rmSync} from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import {chaos, dropletIds, localNamespaces, type ChaosReport} from './chaos-lib.js'
+import {chaos, dropletIds, dropSshSessions, localNamespaces, prng, type ChaosReport} from './chaos-lib.js'
 
 const which = process.argv[2] ?? 'both'
 const interrupts = Number(process.argv[3] ?? 20)
@@ -33,10 +34,12 @@ function summary(r: ChaosReport, ms: number): void {
   console.log(`  hosts not finished after the final run: ${r.unfinished.length}${r.unfinished.length ? ` (${r.unfinished.slice(0, 5).join(', ')})` : ''}`)
   console.log(`  resources left after rm (orphans): ${r.orphans.length}`)
   console.log(`  interrupted runs that exited other than 130/0: ${r.badExits.length}`)
+  console.log(`  runs of the same command after the interrupts: ${r.steps.filter((s) => s.kind === 'final').length} (exit 4 means hosts failed under the faults and were finished by the next run)`)
+  if (r.disruptions) console.log(`  faults injected while belt ran (SSH sessions dropped): ${r.disruptions}`)
 }
 
 async function startEmulator(): Promise<{child: ChildProcess; url: string}> {
-  const child = spawn(process.execPath, [bin, 'emulator', 'digitalocean', '--port', '0', '--backing', 'simulated', '--boot-delay', '20000', '--fault-429', '0.05', '--fault-5xx', '0.02', '--seed', '3'], {
+  const child = spawn(process.execPath, [bin, 'emulator', 'digitalocean', '--port', '0', '--backing', 'simulated', '--boot-delay', '20000', '--fault-429', '0.05', '--fault-5xx', '0.02', '--fault-never-active', '0.01', '--seed', '3'], {
     env: env({BELT_STORE: path.join(tmp, 'emulator-store')}),
     stdio: ['ignore', 'pipe', 'inherit'],
   })
@@ -61,8 +64,8 @@ try {
       const t0 = performance.now()
       const r = await chaos(
         {
-          label: `digitalocean emulator, ${doHosts} hosts, simulated backing, real limits, 5% 429 + 2% 5xx`,
-          create: [bin, 'create', '--driver', 'digitalocean', '--digitalocean-api-url', url, '--count', String(doHosts), '--no-bootstrap'],
+          label: `digitalocean emulator, ${doHosts} hosts, simulated backing, real limits, 5% 429 + 2% 5xx + 1% never active`,
+          create: [bin, 'create', '--driver', 'digitalocean', '--digitalocean-api-url', url, '--digitalocean-active-timeout', '40', '--count', String(doHosts), '--no-bootstrap'],
           remove: [bin, 'rm', '-y', '*'],
           env: env({BELT_STORE: store, DIGITALOCEAN_ACCESS_TOKEN: 'dop_v1_chaos_bench'}),
           store,
@@ -71,7 +74,7 @@ try {
           kinds: ['droplet'],
           goal: 'created',
         },
-        {interrupts, minDelayMs: 200, maxDelayMs: 8000, seed: 20261202, log},
+        {interrupts, minDelayMs: 200, maxDelayMs: 8000, seed: 20261202, log, finalRuns: 5},
       )
       summary(r, performance.now() - t0)
       reports.push(r)
@@ -95,7 +98,7 @@ try {
         kinds: ['netns'],
         goal: 'joined',
       },
-      {interrupts, minDelayMs: 300, maxDelayMs: 6000, seed: 20261203, log},
+      {interrupts, minDelayMs: 300, maxDelayMs: 6000, seed: 20261203, log, disrupt: dropSshSessions(subnet, prng(7)), disruptEveryMs: 3000, finalRuns: 3},
     )
     summary(r, performance.now() - t0)
     reports.push(r)

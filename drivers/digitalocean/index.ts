@@ -259,7 +259,7 @@ export class DigitalOceanDriver implements Driver {
   ): Promise<Machine | Error> {
     const log = (name: string, msg: string) => ctx.log(label(name, msg))
     try {
-      const d = await watcher.wait(created.id, this.deps.activeTimeoutMs, ctx.signal)
+      const d = await watcher.wait(created.id, s.activeTimeoutMs ?? this.deps.activeTimeoutMs, ctx.signal)
       const machine = this.machineOf(d, spec.cluster.name, s)
       log(spec.name, `droplet ${d.id} active at ${machine.address}, waiting for SSH`)
       await probeLimit(() => waitForTcp(machine.address, 22, {timeoutMs: this.deps.sshTimeoutMs, sleep: this.deps.sleep, probe: this.deps.probe, signal: ctx.signal}))

@@ -84,4 +84,9 @@ export const digitaloceanOptions: readonly DriverOption[] = [
     description: 'comma-separated extra tags for the droplets (belt and belt-cluster-<cluster> are always added)',
     env: 'DIGITALOCEAN_TAGS',
   },
+  {
+    name: 'active-timeout',
+    description: "seconds a new droplet may take to become active; one that does not is deleted and its host reported failed [default: 300]",
+    env: 'DIGITALOCEAN_ACTIVE_TIMEOUT',
+  },
 ]

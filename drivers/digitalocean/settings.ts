@@ -17,6 +17,8 @@ export interface DoSettings {
   readonly adminCidrs: readonly string[]
   readonly userDataPath?: string
   readonly tags: readonly string[]
+  /** `--digitalocean-active-timeout` in ms, when given (the driver's default otherwise). */
+  readonly activeTimeoutMs?: number
 }
 
 /** DigitalOcean's limit on user data. */
@@ -65,7 +67,10 @@ export function parseSettings(options: DriverOptions): DoSettings {
     .map((t) => t.trim())
     .filter(Boolean)
   for (const t of tags) if (!TAG.test(t) || t.length > 255) throw bad('tags', `'${t}' is not a tag (letters, digits, _ - :)`)
+  const at = options['active-timeout']?.trim()
+  if (at !== undefined && at !== '' && !(/^[0-9]+$/.test(at) && Number(at) >= 1 && Number(at) <= 3600)) throw bad('active-timeout', `'${at}' is not a whole number of seconds from 1 to 3600`)
   return {
+    ...(at ? {activeTimeoutMs: Number(at) * 1000} : {}),
     token,
     apiUrl,
     region,

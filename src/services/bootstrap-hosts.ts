@@ -75,33 +75,43 @@ export async function bootstrapOne(setup: BootstrapSetup, name: string, o: Boots
     const entry = setup.drivers(record.driver)
     const driver: Driver | undefined = entry ? await entry.load() : undefined
     const userFlag = driver?.options.some((opt) => opt.name === 'ssh-user') ? `--${driver.name}-ssh-user` : undefined
-    const remote = await openHost(store, record, {waitMs: SSH_WAIT_MS, signal: o.signal, userFlag})
-    await store.update(name, (r) => {
-      r.times.sshUp ??= new Date().toISOString()
-    })
-    let result
-    try {
-      const addresses = [machine.address, ...(machine.privateAddress ? [machine.privateAddress] : [])]
-      result = await bootstrapHost({
-        remote,
-        name,
-        driver: record.driver,
-        machine,
-        engine,
-        templates: setup.templates,
-        caPem: setup.ca.certPem,
-        clientTls: {ca: setup.client.ca, cert: setup.client.cert, key: setup.client.key},
-        keepServerCert: (pem) => !o.renewCert && checkServerCert(pem, setup.ca.certPem, {addresses, names: [name]}).ok,
-        issueServerCert: () => issueServerCert(setup.ca, {hostName: name, machineName: name, addresses}),
-        resetEngineId: firstBootstrap,
-        forceRestart: o.renewCert,
-        daemonExtra: driver?.engineConfig?.(machine),
-        userFlag,
-        log: (m) => o.reporter.host(name, m),
-        signal: o.signal,
-      })
-    } finally {
-      await remote.close()
+    // Every step is idempotent, so a connection that drops mid-way (a network blip, sshd
+    // restarted) is simply opened again and the bootstrap run again, a bounded number of times.
+    let result!: Awaited<ReturnType<typeof bootstrapHost>>
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const remote = await openHost(store, record, {waitMs: SSH_WAIT_MS, signal: o.signal, userFlag})
+        await store.update(name, (r) => {
+          r.times.sshUp ??= new Date().toISOString()
+        })
+        try {
+          const addresses = [machine.address, ...(machine.privateAddress ? [machine.privateAddress] : [])]
+          result = await bootstrapHost({
+            remote,
+            name,
+            driver: record.driver,
+            machine,
+            engine,
+            templates: setup.templates,
+            caPem: setup.ca.certPem,
+            clientTls: {ca: setup.client.ca, cert: setup.client.cert, key: setup.client.key},
+            keepServerCert: (pem) => !o.renewCert && checkServerCert(pem, setup.ca.certPem, {addresses, names: [name]}).ok,
+            issueServerCert: () => issueServerCert(setup.ca, {hostName: name, machineName: name, addresses}),
+            resetEngineId: firstBootstrap,
+            forceRestart: o.renewCert,
+            daemonExtra: driver?.engineConfig?.(machine),
+            userFlag,
+            log: (m) => o.reporter.host(name, m),
+            signal: o.signal,
+          })
+        } finally {
+          await remote.close()
+        }
+        break
+      } catch (e) {
+        if (attempt >= SSH_DROP_ATTEMPTS || o.signal?.aborted || !isConnectionDrop(e)) throw e
+        o.reporter.host(name, `SSH connection dropped (${oneLine(e)}); connecting again (attempt ${attempt + 1} of ${SSH_DROP_ATTEMPTS})`)
+      }
     }
     const certPem = result.serverCertPem
     const info = certPem ? certInfo(certPem) : undefined
@@ -141,6 +151,15 @@ export async function bootstrapOne(setup: BootstrapSetup, name: string, o: Boots
     o.reporter.phase?.(name, 'bootstrap', 'fail', message)
     return {name, ok: false, phase: interrupted ? 'created' : 'error', address: record.machine?.address, error: message, ...(interrupted ? {interrupted: true} : {})}
   }
+}
+
+/** Bootstrap attempts when the SSH connection drops mid-way (the steps are idempotent). */
+export const SSH_DROP_ATTEMPTS = 3
+
+/** True for an error that says the SSH connection or its channel went away, not that a step failed. */
+export function isConnectionDrop(e: unknown): boolean {
+  const m = e instanceof Error ? e.message : String(e)
+  return /unexpected SFTP session termination|Not connected|Connection lost|ECONNRESET|EPIPE|socket hang up|Keepalive timeout|No response from server|channel (open )?fail|connection (was )?closed/i.test(m)
 }
 
 /** Bootstraps hosts through a bounded pool; every host's outcome is returned. */

@@ -3,7 +3,7 @@ import {mkdtemp, rm} from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
-import {chaos, dropletIds, instanceIds, localNamespaces, type ChaosReport} from '../../bench/chaos-lib.js'
+import {chaos, dropletIds, dropSshSessions, instanceIds, localNamespaces, prng, type ChaosReport} from '../../bench/chaos-lib.js'
 import {beltBin} from '../helpers/cli.js'
 import {systemSnapshot, type SystemSnapshot} from '../helpers/system.js'
 
@@ -32,6 +32,7 @@ function expectClean(r: ChaosReport): void {
   expect(r.unfinished, detail).toEqual([])
   expect(r.orphans, detail).toEqual([])
   expect(r.steps.at(-1)!.records, detail).toBe(0)
+  expect(r.steps.some((x) => x.kind.includes('interrupt') && x.code === 130), detail).toBe(true)
 }
 
 beforeAll(async () => {
@@ -68,9 +69,9 @@ afterAll(async () => {
 })
 
 describe('Ctrl-C at random moments, then the same command, then rm', () => {
-  it('DigitalOcean emulator (5% 429s, 2% 5xx): no extra host, records match the droplets after every step, nothing left after rm', async () => {
+  it('DigitalOcean emulator (5% 429s, 2% 5xx, 10% never active): no extra host, records match the droplets after every step, nothing left after rm', async () => {
     const started = await startEmulator(
-      ['digitalocean', '--port', '0', '--local-subnet', '10.243.0.0/16', '--boot-delay', '800', '--fault-429', '0.05', '--fault-5xx', '0.02', '--seed', '7'],
+      ['digitalocean', '--port', '0', '--local-subnet', '10.243.0.0/16', '--boot-delay', '800', '--fault-429', '0.05', '--fault-5xx', '0.02', '--fault-never-active', '0.1', '--seed', '7'],
       /DIGITALOCEAN_API_URL=(http:\/\/127\.0\.0\.1:\d+)/,
       path.join(tmp, 'emulator-store'),
     )
@@ -80,7 +81,7 @@ describe('Ctrl-C at random moments, then the same command, then rm', () => {
     const report = await chaos(
       {
         label: 'digitalocean',
-        create: [beltBin, 'create', '--driver', 'digitalocean', '--digitalocean-api-url', apiUrl, '--count', '4', '--swarm'],
+        create: [beltBin, 'create', '--driver', 'digitalocean', '--digitalocean-api-url', apiUrl, '--digitalocean-active-timeout', '8', '--count', '4', '--swarm'],
         remove: [beltBin, 'rm', '-y', '*'],
         env: env({BELT_STORE: store, DIGITALOCEAN_ACCESS_TOKEN: TOKEN}),
         store,
@@ -89,7 +90,9 @@ describe('Ctrl-C at random moments, then the same command, then rm', () => {
         kinds: ['droplet'],
         goal: 'joined',
       },
-      {interrupts: 4, minDelayMs: 300, maxDelayMs: 6000, seed: 11, log: (l) => process.stderr.write(l + '\n')},
+      // A droplet that never becomes active is deleted after 8 s and its host fails (exit 4): the
+      // same command again makes it anew.
+      {interrupts: 4, minDelayMs: 300, maxDelayMs: 6000, seed: 11, log: (l) => process.stderr.write(l + '\n'), finalRuns: 4},
     )
     expectClean(report)
   }, 600_000)
@@ -120,7 +123,7 @@ describe('Ctrl-C at random moments, then the same command, then rm', () => {
     expectClean(report)
   }, 600_000)
 
-  it('local driver: no extra host, namespaces match the records after every step, none left after rm', async () => {
+  it('local driver with SSH sessions dropped: no extra host, namespaces match the records after every step, none left after rm', async () => {
     const store = path.join(tmp, 'local-store')
     const subnet = '10.244.0.0/16'
     const report = await chaos(
@@ -135,7 +138,9 @@ describe('Ctrl-C at random moments, then the same command, then rm', () => {
         kinds: ['netns'],
         goal: 'joined',
       },
-      {interrupts: 4, minDelayMs: 300, maxDelayMs: 5000, seed: 5, log: (l) => process.stderr.write(l + '\n')},
+      // SSH sessions of a random host dropped every ~2 s as well: bootstrap reconnects, or the host
+      // fails honestly (exit 4) and the same command finishes it.
+      {interrupts: 4, minDelayMs: 300, maxDelayMs: 5000, seed: 5, log: (l) => process.stderr.write(l + '\n'), disrupt: dropSshSessions(subnet, prng(6)), disruptEveryMs: 2000, finalRuns: 3},
     )
     expectClean(report)
   }, 600_000)
