@@ -640,28 +640,30 @@ export class AmazonEc2Driver implements Driver {
 
   /**
    * Terminates many instances: one DescribeInstances per 200 ids finds those still live, one
-   * TerminateInstances per 200 of them, then DescribeInstances until each is shutting-down or
-   * terminated (EC2 stops billing an instance once it is shutting-down, and termination cannot be
-   * undone), bounded by the terminate timeout. Ids EC2 no longer lists are gone already.
+   * TerminateInstances per 200 of them, then DescribeInstances of the ids still shutting down (200
+   * per call, spaced like every poll) until EC2 says terminated, as `remove` does, bounded by the
+   * terminate timeout. Ids EC2 no longer lists are gone already.
    */
   async removeMany(machines: readonly Machine[], options: DriverOptions, ctx: DriverContext): Promise<Array<Error | undefined>> {
     const results: Array<Error | undefined> = machines.map(() => undefined)
-    const gone = (i: Instance | undefined) => !i || i.State?.Name === 'terminated' || i.State?.Name === 'shutting-down'
+    const gone = (i: Instance | undefined) => !i || i.State?.Name === 'terminated'
     await Promise.all(
       [...this.byClient(machines, options).values()].map(async ({s, idx}) => {
         const {calls} = this.client(s)
         const indexOf = new Map(idx.map((i) => [machines[i]!.id, i]))
         const fail = (id: string, e: unknown) => (results[indexOf.get(id)!] ??= e instanceof Error ? e : new Error(String(e)))
         let waiting: string[]
+        let live: string[]
         try {
           const found = await this.describeMany(calls, [...indexOf.keys()], ctx)
           waiting = [...indexOf.keys()].filter((id) => !gone(found.get(id)))
+          live = waiting.filter((id) => found.get(id)?.State?.Name !== 'shutting-down')
         } catch (e) {
           for (const id of indexOf.keys()) fail(id, connectionError(e, s))
           return
         }
         await Promise.all(
-          chunks(waiting, IDS_PER_DESCRIBE).map(async (chunk) => {
+          chunks(live, IDS_PER_DESCRIBE).map(async (chunk) => {
             try {
               await calls.call((api) => api.send(new TerminateInstancesCommand({InstanceIds: chunk})), ctx.signal)
             } catch (e) {
@@ -686,7 +688,7 @@ export class AmazonEc2Driver implements Driver {
             for (const id of waiting) fail(id, new Error(`${id}: terminated, but could not be confirmed (${(e as Error).message})`, {cause: e}))
             return
           }
-          if (waiting.length > 0 && Date.now() > deadline) for (const id of waiting.splice(0)) fail(id, new Error(`${id} was not shutting down ${Math.round(this.timing.terminateTimeoutMs / 1000)} s after TerminateInstances`))
+          if (waiting.length > 0 && Date.now() > deadline) for (const id of waiting.splice(0)) fail(id, new Error(`${id} was not terminated ${Math.round(this.timing.terminateTimeoutMs / 1000)} s after TerminateInstances`))
         }
       }),
     )
