@@ -100,6 +100,15 @@ export function describeDriverConformance(h: ConformanceHarness): void {
       for (const m of created) expect(await d.state(m, h.options, h.context)).toBe('running')
     })
 
+    it('optional states() reads many hosts at once and agrees with state(), missing ones included', async () => {
+      const d = await h.makeDriver()
+      if (!d.states) return
+      expect(created).toHaveLength(2)
+      const machines = [created[0]!, h.missingMachine(), created[1]!]
+      expect(await d.states(machines, h.options, h.context)).toEqual(['running', 'missing', 'running'])
+      expect(await d.states([], h.options, h.context)).toEqual([])
+    })
+
     it('optional power capabilities change the state they claim to', async () => {
       const d = await h.makeDriver()
       const m = created[0]
@@ -148,12 +157,21 @@ export function describeDriverConformance(h: ConformanceHarness): void {
       expect(await h.listResources()).toEqual(start)
     })
 
-    it("remove is idempotent and leaves the host 'missing'", async () => {
+    it("remove is idempotent and leaves the host 'missing' (removeMany too, when the driver has it)", async () => {
       const d = await h.makeDriver()
-      for (const m of created) {
+      // With removeMany, the second host goes through it, with a host that does not exist.
+      const one = d.removeMany ? created.slice(0, 1) : created
+      for (const m of one) {
         await d.remove(m, h.options, h.context)
         await d.remove(m, h.options, h.context)
         expect(await d.state(m, h.options, h.context)).toBe('missing')
+      }
+      if (d.removeMany) {
+        const rest = [...created.slice(1), h.missingMachine()]
+        expect(await d.removeMany(rest, h.options, h.context)).toEqual(rest.map(() => undefined))
+        expect(await d.removeMany(rest, h.options, h.context)).toEqual(rest.map(() => undefined))
+        for (const m of rest) expect(await d.state(m, h.options, h.context)).toBe('missing')
+        if (d.states) expect(await d.states(rest, h.options, h.context)).toEqual(rest.map(() => 'missing'))
       }
       created.length = 0
       await d.removeCluster?.(h.cluster.name, h.options, h.context)
