@@ -1,5 +1,4 @@
 import {Args, Flags, type Interfaces} from '@oclif/core'
-import {input, password, select} from '@inquirer/prompts'
 import {drivers, findDriver, flagName} from '../../drivers/registry.js'
 import {BaseCommand, canPrompt} from '../base-command.js'
 import {usageError} from '../errors.js'
@@ -82,6 +81,7 @@ Ctrl-C: the first one starts nothing new and lets requests in flight return, so 
         const o = entry.options.find((x) => x.name === missing[0])!
         throw usageError(`missing --${flagName(entry.name, o.name)}${o.env ? ` (or ${o.env})` : ''}`, 'E_MISSING_OPTION', o.description)
       }
+      const {input, password, select} = await import('@inquirer/prompts')
       for (const name of missing) {
         const o = entry.options.find((x) => x.name === name)!
         const message = `${o.description} (--${flagName(entry.name, o.name)})`
@@ -132,6 +132,7 @@ Ctrl-C: the first one starts nothing new and lets requests in flight return, so 
     if (this.flags.driver) return this.flags.driver
     if (!canPrompt())
       throw usageError(`missing --driver: choose one of ${drivers.map((d) => d.name).join(', ')}`, 'E_MISSING_DRIVER', 'e.g. belt create --driver local node1')
+    const {select} = await import('@inquirer/prompts')
     return select({message: 'Driver', choices: drivers.map((d) => ({value: d.name, description: d.description}))})
   }
 }

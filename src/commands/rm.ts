@@ -1,5 +1,4 @@
 import {Args, Flags} from '@oclif/core'
-import {confirm} from '@inquirer/prompts'
 import {BaseCommand, canPrompt} from '../base-command.js'
 import {usageError} from '../errors.js'
 import {summarizeNames} from '../names.js'
@@ -29,6 +28,7 @@ export default class Rm extends BaseCommand<typeof Rm> {
     if (!this.flags.yes) {
       if (!canPrompt())
         throw usageError(`refusing to remove ${summarizeNames(names)} without confirmation`, 'E_CONFIRM', 'pass -y to remove without asking')
+      const {confirm} = await import('@inquirer/prompts')
       const ok = await confirm({message: `Remove ${hosts.length} host${hosts.length === 1 ? '' : 's'} (${summarizeNames(names)})? This destroys ${hosts.length === 1 ? 'it' : 'them'}.`, default: false})
       if (!ok) {
         this.note('Nothing removed.')

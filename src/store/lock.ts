@@ -1,6 +1,5 @@
 import {promises as fs} from 'node:fs'
 import path from 'node:path'
-import lockfile from 'proper-lockfile'
 import {environmentError} from '../errors.js'
 
 /**
@@ -37,6 +36,8 @@ export class Locks {
     const deadline = Date.now() + timeoutMs
     for (;;) {
       try {
+        // Loaded at the first lock: commands that only read records (ip, env, ls) never pay for it.
+        const {default: lockfile} = await import('proper-lockfile')
         release = await lockfile.lock(target, {realpath: false, stale: 15_000, update: 5_000})
         break
       } catch (e) {
