@@ -135,6 +135,8 @@ export interface SwarmInitRequest {
   command: string
   /** Force a role for every named host (`belt swarm join --manager`). */
   role?: 'manager' | 'worker'
+  /** The run's cancellation: after the first Ctrl-C no join starts; joins in flight finish. */
+  signal?: AbortSignal
 }
 
 export interface SwarmBatchResult {
@@ -202,6 +204,7 @@ export async function swarmInit(req: SwarmInitRequest): Promise<SwarmBatchResult
     settings: req.settings,
     reporter,
     expectedSize: (p) => p.members.length + p.free.filter((n) => targetNames.has(n)).length,
+    signal: req.signal,
   })
   if (req.role && !plan.clusterId)
     throw new UserError(`the hosts of cluster ${clusters[0]} have no swarm to join`, {code: 'E_NO_SWARM', exit: ExitCode.notFound, hint: 'form one first with: belt swarm init'})
@@ -225,23 +228,25 @@ export async function swarmInit(req: SwarmInitRequest): Promise<SwarmBatchResult
   const nodeIds = new Map<string, string>()
   for (const r of results) {
     if (r.ok && r.nodeId) nodeIds.set(r.name, r.nodeId)
-    else if (!r.ok) await recordJoinFailure(store, r)
+    else if (!r.ok && !r.interrupted) await recordJoinFailure(store, r)
   }
   // Only when roles were Belt's to choose: `swarm join` (a forced role, managers set to 7 only to be
   // valid) must not promote the workers it joined.
-  const promoted = req.role ? [] : await formation.topUpManagers().catch((e) => (reporter.warn(`could not promote workers to replace failed managers: ${oneLine(e)}`), [] as string[]))
+  // After a Ctrl-C nothing new starts: no promotion, no wait for Ready, no clean-up (the next run does them).
+  const stopped = req.signal?.aborted ?? false
+  const promoted = req.role || stopped ? [] : await formation.topUpManagers().catch((e) => (reporter.warn(`could not promote workers to replace failed managers: ${oneLine(e)}`), [] as string[]))
   for (const n of promoted)
     for (const r of results) if (r.name === n) r.role = 'manager'
   // Joined is not Ready: check the leader's view before calling the batch a success.
-  const notReady = nodeIds.size > 0 ? await formation.verify(nodeIds).catch((e) => new Map([...nodeIds.keys()].map((n) => [n, oneLine(e)]))) : new Map<string, string>()
+  const notReady = nodeIds.size > 0 && !stopped ? await formation.verify(nodeIds).catch((e) => new Map([...nodeIds.keys()].map((n) => [n, oneLine(e)]))) : new Map<string, string>()
   for (const r of results) {
     const rec = targets.find((t) => t.name === r.name)!
     const why = notReady.get(r.name)
     if (r.ok && why) outcomes.set(r.name, {name: r.name, ok: false, phase: 'joined', address: rec.machine?.address, error: `joined but not Ready (${why})`})
-    else outcomes.set(r.name, {name: r.name, ok: r.ok, phase: r.ok ? 'joined' : rec.phase, address: rec.machine?.address, error: r.error, role: r.role, timedOut: r.timedOut, ms: Date.now() - started.get(r.name)!})
+    else outcomes.set(r.name, {name: r.name, ok: r.ok, phase: r.ok ? 'joined' : rec.phase, address: rec.machine?.address, error: r.error, role: r.role, timedOut: r.timedOut, ms: Date.now() - started.get(r.name)!, ...(r.interrupted ? {interrupted: true} : {})})
   }
   const ordered = targets.map((t) => outcomes.get(t.name)!).filter(Boolean)
-  const ghosts = await cleanUpGhosts(formation, {storeHosts: clusterHosts.map((r) => r.name), failed: results.filter((r) => !r.ok).map((r) => r.name), reporter})
+  const ghosts = stopped ? undefined : await cleanUpGhosts(formation, {storeHosts: clusterHosts.map((r) => r.name), failed: results.filter((r) => !r.ok).map((r) => r.name), reporter})
   const runFile = await saveBatchRun(store, {command: req.command, startedAt, settings: {...req.settings, availability}, outcomes: ordered, timeouts: formation.timeouts})
   return {outcomes: ordered, clusterId: plan.clusterId ?? results.find((r) => r.clusterId)?.clusterId, leader: formation.leaderName, timeouts: formation.timeouts, runFile, availability, ghosts}
 }

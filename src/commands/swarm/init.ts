@@ -4,6 +4,8 @@ import {swarmInit} from '../../services/swarm.js'
 import {swarmFlags, swarmSettingsFrom} from '../../swarm-flags.js'
 import {batchReporter} from '../../ui/live.js'
 import {finishSwarmBatch} from '../../ui/swarm-summary.js'
+import {interruptedBatch} from '../../ui/batch.js'
+import {reproduceCommand, type FlagShape} from '../../ui/command-line.js'
 
 export default class SwarmInit extends BaseCommand<typeof SwarmInit> {
   static override summary = 'Form a swarm from bootstrapped hosts (or grow the one that exists)'
@@ -29,8 +31,10 @@ export default class SwarmInit extends BaseCommand<typeof SwarmInit> {
       settings: swarmSettingsFrom(this.flags),
       reporter,
       command: ['belt', 'swarm', 'init', ...this.argv].join(' '),
+      signal: this.interruptSignal(),
     }).finally(() => reporter.stop())
-    const storeFlag = this.flags.store ? ` --store ${this.flags.store}` : ''
-    return finishSwarmBatch(r.outcomes, {...r, startedAt, retry: (failed) => `belt swarm init${storeFlag} ${failed.join(' ')}`})
+    const again = (names: readonly string[]) => reproduceCommand(['swarm', 'init'], this.flags, {...(this.ctor as typeof SwarmInit).baseFlags, ...SwarmInit.flags} as Record<string, FlagShape>, {args: [...names]})
+    if (this.interrupted && r.outcomes.some((o) => !o.ok)) throw interruptedBatch(r.outcomes, again(this.positional), startedAt)
+    return finishSwarmBatch(r.outcomes, {...r, startedAt, retry: again})
   }
 }

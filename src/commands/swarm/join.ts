@@ -5,6 +5,8 @@ import {swarmInit} from '../../services/swarm.js'
 import {swarmFlags, swarmSettingsFrom} from '../../swarm-flags.js'
 import {batchReporter} from '../../ui/live.js'
 import {finishSwarmBatch} from '../../ui/swarm-summary.js'
+import {interruptedBatch} from '../../ui/batch.js'
+import {reproduceCommand, type FlagShape} from '../../ui/command-line.js'
 
 export default class SwarmJoin extends BaseCommand<typeof SwarmJoin> {
   static override summary = "Join hosts to their cluster's swarm"
@@ -33,8 +35,10 @@ export default class SwarmJoin extends BaseCommand<typeof SwarmJoin> {
       role: this.flags.manager ? 'manager' : 'worker',
       reporter,
       command: ['belt', 'swarm', 'join', ...this.argv].join(' '),
+      signal: this.interruptSignal(),
     }).finally(() => reporter.stop())
-    const storeFlag = this.flags.store ? ` --store ${this.flags.store}` : ''
-    return finishSwarmBatch(r.outcomes, {...r, startedAt, retry: (failed) => `belt swarm join${this.flags.manager ? ' --manager' : ''}${storeFlag} ${failed.join(' ')}`})
+    const again = (names: readonly string[]) => reproduceCommand(['swarm', 'join'], this.flags, {...(this.ctor as typeof SwarmJoin).baseFlags, ...SwarmJoin.flags} as Record<string, FlagShape>, {args: [...names]})
+    if (this.interrupted && r.outcomes.some((o) => !o.ok)) throw interruptedBatch(r.outcomes, again(this.positional), startedAt)
+    return finishSwarmBatch(r.outcomes, {...r, startedAt, retry: again})
   }
 }
