@@ -115,13 +115,15 @@ const specs = (names: string[]): HostSpec[] => names.map((name) => ({name, clust
 
 describe('digitalocean options and pure helpers', () => {
   it('declares every option the CLI exposes, the token secret and required', () => {
-    expect(digitaloceanOptions.map((o) => o.name)).toEqual(['access-token', 'api-url', 'region', 'size', 'image', 'ssh-user', 'private-networking', 'vpc-uuid', 'admin-cidr', 'user-data', 'tags'])
+    expect(digitaloceanOptions.map((o) => o.name)).toEqual(['access-token', 'api-url', 'region', 'size', 'image', 'ssh-user', 'private-networking', 'vpc-uuid', 'admin-cidr', 'user-data', 'tags', 'active-timeout'])
     expect(digitaloceanOptions[0]).toMatchObject({env: 'DIGITALOCEAN_ACCESS_TOKEN', required: true, secret: true})
     expect(digitaloceanOptions.find((o) => o.name === 'admin-cidr')!.description).toMatch(/0\.0\.0\.0\/0,::\/0 is ANYWHERE/)
   })
 
   it.each([
     [{'access-token': ''}, /missing --digitalocean-access-token/],
+    [{'active-timeout': '0'}, /--digitalocean-active-timeout: '0' is not a whole number of seconds/],
+    [{'active-timeout': '5m'}, /--digitalocean-active-timeout: '5m' is not a whole number of seconds/],
     [{'api-url': 'http://api.example.test'}, /would receive the token unencrypted/],
     [{'api-url': 'not a url'}, /is not a URL/],
     [{'admin-cidr': '10.0.0.0/33'}, /bad prefix length/],
