@@ -147,7 +147,7 @@ export async function bootstrapOne(setup: BootstrapSetup, name: string, o: Boots
         r.error = interrupted ? undefined : {phase: 'bootstrapping', message, at: new Date().toISOString()}
       })
       .catch(() => undefined)
-    o.reporter.host(name, `bootstrap failed: ${message}`)
+    o.reporter.host(name, interrupted ? 'bootstrap interrupted; the same command takes it on again' : `bootstrap failed: ${message}`)
     o.reporter.phase?.(name, 'bootstrap', 'fail', message)
     return {name, ok: false, phase: interrupted ? 'created' : 'error', address: record.machine?.address, error: message, ...(interrupted ? {interrupted: true} : {})}
   }

@@ -83,6 +83,9 @@ export class SwarmFormation {
       this.rejectReady = rej
     })
     this.ready.catch(() => undefined)
+    // A Ctrl-C before the swarm exists: workers waiting for it must settle, not wait for ever (an
+    // empty event loop with a pending promise ends the process with 13, not 130).
+    o.signal?.addEventListener('abort', () => this.rejectReady(o.signal!.reason instanceof Error ? o.signal!.reason : new Error('interrupted')), {once: true})
     const existing = o.existing?.managers ?? []
     this.managerSlots = Math.max(0, o.managers - existing.length)
     if (o.existing && existing.length > 0) {
@@ -122,7 +125,7 @@ export class SwarmFormation {
     // 120-133 s against 99 s.)
     return this.ready.then(
       () => this.workers(() => this.joinWorker(name)).catch((e) => ({name, ok: false, error: oneLine(e), interrupted: isInterruption(e)})),
-      (e: Error) => ({name, ok: false, error: `not joined: ${e.message}`}),
+      (e: Error) => ({name, ok: false, error: `not joined: ${e.message}`, interrupted: isInterruption(e)}),
     )
   }
 

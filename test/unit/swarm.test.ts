@@ -1,3 +1,4 @@
+import {InterruptedError} from '../../src/scheduler/interrupt.js'
 import {describe, expect, it} from 'vitest'
 import {UserError} from '../../src/errors.js'
 import {SwarmFormation} from '../../src/swarm/formation.js'
@@ -174,6 +175,26 @@ describe('SwarmFormation', () => {
     expect(results[0]!.error).toMatch(/swarm init on n1 failed/)
     expect(results[4]!.error).toMatch(/not joined: swarm init on n1 failed/)
     expect(api.calls.filter((c) => c.startsWith('join'))).toEqual([])
+  })
+
+  it('after a Ctrl-C no join starts and every add settles as interrupted, also workers waiting for a swarm that was never made', async () => {
+    const api = new FakeSwarm(names(5))
+    const ac = new AbortController()
+    const f = new SwarmFormation({
+      api,
+      managers: 3,
+      workerConcurrency: 2,
+      managerAvailability: 'active',
+      endpoint: (name) => ({name, address: name, port: 2376}),
+      advertiseAddr: (name) => name,
+      log: () => undefined,
+      sleep: async () => undefined,
+      signal: ac.signal,
+    })
+    ac.abort(new InterruptedError())
+    const results = await Promise.all(names(5).map((n) => f.add(n)))
+    expect(results.map((r) => [r.ok, r.interrupted])).toEqual(Array(5).fill([false, true]))
+    expect(api.calls).toEqual([])
   })
 
   it('--no-ingress removes the ingress network after init and before any join', async () => {
