@@ -106,4 +106,4 @@ try {
 } finally {
   rmSync(tmp, {recursive: true, force: true})
 }
-process.exitCode = reports.every((r) => r.extraHosts === 0 && r.mismatches === 0 && r.orphans.length === 0 && r.unfinished.length === 0 && r.finalCode === 0) ? 0 : 1
+process.exitCode = reports.every((r) => r.extraHosts === 0 && r.badExits.length === 0 && r.mismatches === 0 && r.orphans.length === 0 && r.unfinished.length === 0 && r.finalCode === 0) ? 0 : 1
