@@ -316,13 +316,13 @@ async function createBatch(req: CreateHostsRequest, driver: Driver, specs: reado
   } catch (e) {
     results = specs.map(() => (e instanceof Error ? e : new Error(String(e))))
   }
-  const out: (HostOutcome | Error)[] = []
-  for (const [i, r] of specs.entries()) {
-    const res = results[i] ?? new Error('the driver returned no result for this host')
-    if (res instanceof Error) {
+  // Each host's record is its own file: the batch's are written side by side.
+  return Promise.all(
+    specs.map(async (r, i): Promise<HostOutcome | Error> => {
+      const res = results[i] ?? new Error('the driver returned no result for this host')
+      if (!(res instanceof Error)) return persistCreated(req, r.name, res, t0)
       await persistFailed(req, r.name, res)
-      out.push(res)
-    } else out.push(await persistCreated(req, r.name, res, t0))
-  }
-  return out
+      return res
+    }),
+  )
 }
