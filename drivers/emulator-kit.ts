@@ -58,3 +58,29 @@ export function memoryContext(log: (message: string) => void = () => undefined, 
     },
   }
 }
+
+/**
+ * Resolves at the first SIGINT or SIGTERM (or when `signal` aborts) and keeps its handlers
+ * installed until `done()` is called after teardown. A signal during teardown is ignored (the
+ * teardown removes hosts; cutting it short would leave them). Why not `process.once`: a library's
+ * exit hook (signal-exit, loaded by proper-lockfile) re-sends the signal to the process when it
+ * finds itself the only listener left, which killed emulators at the start of their teardown and
+ * left every backing host behind.
+ */
+export async function waitForStop(signal?: AbortSignal): Promise<{done(): void}> {
+  let resolve!: () => void
+  const stopped = new Promise<void>((r) => (resolve = r))
+  const stop = () => resolve()
+  process.on('SIGINT', stop)
+  process.on('SIGTERM', stop)
+  signal?.addEventListener('abort', stop, {once: true})
+  if (signal?.aborted) stop()
+  await stopped
+  return {
+    done() {
+      process.off('SIGINT', stop)
+      process.off('SIGTERM', stop)
+      signal?.removeEventListener('abort', stop)
+    },
+  }
+}

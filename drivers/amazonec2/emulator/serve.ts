@@ -6,7 +6,7 @@ import {stat} from 'node:fs/promises'
 import path from 'node:path'
 import {environmentError, usageError} from '../../../src/errors.js'
 import type {Backing, DriverOptions} from '../../driver.js'
-import {backingContext} from '../../emulator-kit.js'
+import {backingContext, waitForStop} from '../../emulator-kit.js'
 import {usageBanner} from './index.js'
 import {Ec2Emulator, parseRate} from './server.js'
 import {createSimulatedBacking} from './simulated-backing.js'
@@ -78,20 +78,10 @@ export async function serveEc2Emulator(s: Ec2ServeSettings, io: {out: (line: str
   io.err(`rate limit: ${rateLimit ? `${rateLimit}/s` : 'none'}; faults: throttle ${faultThrottle}, capacity ${faultCapacity}`)
   io.out(`AMAZONEC2_ENDPOINT=${emu.endpoint}`)
 
-  await new Promise<void>((resolve) => {
-    const stop = () => {
-      process.off('SIGINT', stop)
-      process.off('SIGTERM', stop)
-      signal?.removeEventListener('abort', stop)
-      resolve()
-    }
-    process.once('SIGINT', stop)
-    process.once('SIGTERM', stop)
-    signal?.addEventListener('abort', stop, {once: true})
-    if (signal?.aborted) stop()
-  })
+  const stopping = await waitForStop(signal)
   io.err(`stopping: removing ${emu.cloud.liveInstances()} instance host(s)`)
   await emu.close()
   const total = Object.values(emu.stats.requests).reduce((a, b) => a + b, 0)
   io.err(`stopped after ${total} requests (${emu.stats.rateLimited} rate-limited, ${emu.stats.throttleFaults} throttle faults)`)
+  stopping.done()
 }

@@ -6,6 +6,7 @@ import path from 'node:path'
 import {usageError} from '../../../src/errors.js'
 import type {Backing, DriverOptions} from '../../driver.js'
 import {backingContext} from './context.js'
+import {waitForStop} from '../../emulator-kit.js'
 import {parseRateLimit} from './limiter.js'
 import {startEmulator, type EmulatorHandle} from './server.js'
 import {createSimulatedBacking} from './simulated-backing.js'
@@ -72,19 +73,9 @@ export async function serveEmulator(
   )
   io.out(`DIGITALOCEAN_API_URL=${emu.url}`)
 
-  await new Promise<void>((resolve) => {
-    const stop = () => {
-      process.off('SIGINT', stop)
-      process.off('SIGTERM', stop)
-      signal?.removeEventListener('abort', stop)
-      resolve()
-    }
-    process.once('SIGINT', stop)
-    process.once('SIGTERM', stop)
-    signal?.addEventListener('abort', stop, {once: true})
-    if (signal?.aborted) stop()
-  })
+  const stopping = await waitForStop(signal)
   io.err(`stopping: removing ${emu.droplets().length} droplet host(s)`)
   await emu.close()
   io.err(`stopped after ${emu.stats.requests} requests (${emu.stats.dropletsCreated} droplets created)`)
+  stopping.done()
 }

@@ -288,7 +288,8 @@ class Emulator {
     const {backing, backingContext: ctx} = this.opts
     const left = [...this.droplets.values()].filter((e) => e.machine)
     this.droplets.clear()
-    await Promise.allSettled(left.map((e) => this.backingLimit(() => backing.remove(e.machine!, this.opts.backingOptions ?? {}, ctx))))
+    const removed = await Promise.allSettled(left.map((e) => this.backingLimit(() => backing.remove(e.machine!, this.opts.backingOptions ?? {}, ctx))))
+    for (const [i, r] of removed.entries()) if (r.status === 'rejected') this.log(`backing host ${left[i]!.machine!.id} not removed: ${(r.reason as Error).message}`)
     await backing.removeCluster?.(this.opts.backingCluster ?? 'do-emulator', this.opts.backingOptions ?? {}, ctx).catch((err: Error) => this.log(`backing removeCluster: ${err.message}`))
   }
 
