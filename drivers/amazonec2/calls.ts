@@ -82,30 +82,56 @@ export class Ec2Calls {
     this.tokens = timing.requestsPerSecond
   }
 
-  /** Resolves when one more call may start; callers are served in arrival order. */
-  private pace(signal?: AbortSignal): Promise<void> {
+  /** Calls of normal priority waiting for a token. */
+  private waiting = 0
+  private lowQueue: Promise<unknown> = Promise.resolve()
+
+  /** Takes a token when one is there. */
+  private take(): boolean {
+    const rate = this.timing.requestsPerSecond
+    const now = Date.now()
+    this.tokens = Math.min(rate, this.tokens + ((now - this.refilledAt) / 1000) * rate)
+    this.refilledAt = now
+    if (this.tokens < 1) return false
+    this.tokens -= 1
+    return true
+  }
+
+  /**
+   * Resolves when one more call may start; callers of one priority are served in arrival order,
+   * and a `low` one only when no normal one waits (background work such as Name tags never holds
+   * back launches and readiness polls).
+   */
+  private pace(signal?: AbortSignal, low = false): Promise<void> {
     const rate = this.timing.requestsPerSecond
     if (!(rate > 0)) return Promise.resolve()
+    const tick = () => Math.max(10, Math.ceil(((1 - this.tokens) / rate) * 1000))
+    if (low) {
+      const turn = this.lowQueue.then(async () => {
+        while (this.waiting > 0 || !this.take()) await sleep(tick(), signal)
+      })
+      this.lowQueue = turn.catch(() => undefined)
+      return turn
+    }
+    this.waiting++
     const turn = this.queue.then(async () => {
-      for (;;) {
-        const now = Date.now()
-        this.tokens = Math.min(rate, this.tokens + ((now - this.refilledAt) / 1000) * rate)
-        this.refilledAt = now
-        if (this.tokens >= 1) {
-          this.tokens -= 1
-          return
-        }
-        await sleep(Math.ceil(((1 - this.tokens) / rate) * 1000), signal)
-      }
+      while (!this.take()) await sleep(tick(), signal)
     })
+    const done = () => void this.waiting--
+    turn.then(done, done)
     this.queue = turn.catch(() => undefined)
     return turn
   }
 
-  async call<T>(fn: (api: Ec2Api) => Promise<T>, signal?: AbortSignal): Promise<T> {
+  /** {@link call} for background work: it starts only when no other call waits for the pace. */
+  callLow<T>(fn: (api: Ec2Api) => Promise<T>, signal?: AbortSignal): Promise<T> {
+    return this.call(fn, signal, true)
+  }
+
+  async call<T>(fn: (api: Ec2Api) => Promise<T>, signal?: AbortSignal, low = false): Promise<T> {
     for (let attempt = 0; ; attempt++) {
       signal?.throwIfAborted()
-      await this.pace(signal)
+      await this.pace(signal, low)
       try {
         return await fn(this.api)
       } catch (e) {

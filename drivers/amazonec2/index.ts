@@ -446,7 +446,7 @@ export class AmazonEc2Driver implements Driver {
       specs.map((spec, i) =>
         this.tagLimit(() =>
           calls
-            .call((api) => api.send(new CreateTagsCommand({Resources: [instances[i]!.InstanceId!], Tags: [{Key: NAME_TAG, Value: spec.name}]})), ctx.signal)
+            .callLow((api) => api.send(new CreateTagsCommand({Resources: [instances[i]!.InstanceId!], Tags: [{Key: NAME_TAG, Value: spec.name}]})), ctx.signal)
             .catch((e: unknown) => ctx.log(`${spec.name}: could not tag ${instances[i]!.InstanceId} with its name: ${(e as Error).message}`)),
         ),
       ),
