@@ -198,7 +198,8 @@ export class DoClient {
   }
 
   /**
-   * Every item of a paginated list: `per_page=200`, then `links.pages.next` until there is none.
+   * Every item of a paginated list: `per_page=200`; when the first page is full and names a
+   * `meta.total`, the other pages (`page=2..`) at once, else `links.pages.next` until there is none.
    * Only the query of `next` is used, on this client's own base URL: a link never sends the token
    * to another host. Bounded by `meta.total`, so a server that keeps answering `next` cannot loop.
    */
