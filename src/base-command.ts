@@ -52,8 +52,16 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
    */
   protected interruptSignal(): AbortSignal {
     this.interruptHandle ??= new Interrupt().install({
-      onFirst: () =>
-        process.stderr.write('\nInterrupted: starting nothing new; waiting for requests in flight so that every resource is recorded. Press Ctrl-C again to exit now.\n'),
+      onFirst: () => {
+        process.stderr.write('\nInterrupted: starting nothing new; waiting for requests in flight so that every resource is recorded. Press Ctrl-C again to exit now.\n')
+        // A safety net: should some wait never settle after the interrupt (nothing left to run but
+        // the command not finished), exit 130 as promised instead of Node's 13 for a stuck await.
+        process.once('beforeExit', () => {
+          if (this.ended) return
+          process.stderr.write('Interrupted: every resource id known so far is in the journal. Run the same command again to finish.\n')
+          process.exit(ExitCode.interrupted)
+        })
+      },
       onSecond: () => {
         process.stderr.write('Exiting now; every resource id known so far is in the journal. Run the same command again to finish.\n')
         process.exit(ExitCode.interrupted)
@@ -67,7 +75,10 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     return this.interruptHandle?.interrupted ?? false
   }
 
+  private ended = false
+
   protected override async finally(err: Error | undefined): Promise<unknown> {
+    this.ended = true
     this.interruptHandle?.dispose()
     return super.finally(err)
   }

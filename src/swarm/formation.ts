@@ -85,7 +85,9 @@ export class SwarmFormation {
     this.ready.catch(() => undefined)
     // A Ctrl-C before the swarm exists: workers waiting for it must settle, not wait for ever (an
     // empty event loop with a pending promise ends the process with 13, not 130).
-    o.signal?.addEventListener('abort', () => this.rejectReady(o.signal!.reason instanceof Error ? o.signal!.reason : new Error('interrupted')), {once: true})
+    const onAbort = () => this.rejectReady(o.signal!.reason instanceof Error ? o.signal!.reason : new Error('interrupted'))
+    if (o.signal?.aborted) onAbort()
+    else o.signal?.addEventListener('abort', onAbort, {once: true})
     const existing = o.existing?.managers ?? []
     this.managerSlots = Math.max(0, o.managers - existing.length)
     if (o.existing && existing.length > 0) {
