@@ -159,7 +159,8 @@ export const SSH_DROP_ATTEMPTS = 3
 /** True for an error that says the SSH connection or its channel went away, not that a step failed. */
 export function isConnectionDrop(e: unknown): boolean {
   const m = e instanceof Error ? e.message : String(e)
-  return /unexpected SFTP session termination|Not connected|Connection lost|ECONNRESET|EPIPE|socket hang up|Keepalive timeout|No response from server|channel (open )?fail|connection (was )?closed/i.test(m)
+  // ssh(1)'s convention, kept by the remote layer: 255 is "no exit status came back" (the connection broke).
+  return /unexpected SFTP session termination|Not connected|Connection lost|ECONNRESET|EPIPE|socket hang up|Keepalive timeout|No response from server|channel (open )?fail|connection (was )?closed|exited 255\b/i.test(m)
 }
 
 /** Bootstraps hosts through a bounded pool; every host's outcome is returned. */

@@ -46,51 +46,70 @@ const normalizeKey = (line: string): string => line.trim().split(/\s+/).slice(0,
 export class SshRemote implements Remote {
   private sftpSession?: Promise<SFTPWrapper>
   private closed = false
+  /**
+   * Rejects when the connection goes away. Every operation races it: ssh2 does not always call
+   * back a pending SFTP request (a close of a handle, say) once its session died, and a promise
+   * that never settles, with no socket left, ended belt with Node's exit 13 mid-batch.
+   */
+  private readonly lost: Promise<never>
 
   constructor(
     readonly client: InstanceType<typeof Client>,
     readonly hostName: string,
   ) {
-    client.on('close', () => (this.closed = true))
+    this.lost = new Promise<never>((_, reject) => {
+      client.on('close', () => {
+        this.closed = true
+        reject(new Error(`Connection lost to ${hostName}`))
+      })
+    })
+    this.lost.catch(() => undefined)
+  }
+
+  /** `p`, or a rejection as soon as the connection is gone. */
+  private guard<T>(p: Promise<T>): Promise<T> {
+    return Promise.race([p, this.lost])
   }
 
   exec(command: string, opts: ExecOptions = {}): Promise<ExecResult> {
-    return new Promise((resolve, reject) => {
-      this.client.exec(command, (err, ch) => {
-        if (err) return reject(err)
-        collect(ch, opts).then(resolve, reject)
-      })
-    })
+    return this.guard(
+      new Promise((resolve, reject) => {
+        this.client.exec(command, (err, ch) => {
+          if (err) return reject(err)
+          collect(ch, opts).then(resolve, reject)
+        })
+      }),
+    )
   }
 
   /** The connection's SFTP session, opened on first use. */
   sftp(): Promise<SFTPWrapper> {
-    this.sftpSession ??= new Promise((resolve, reject) => this.client.sftp((err, s) => (err ? reject(err) : resolve(s))))
+    this.sftpSession ??= this.guard(new Promise((resolve, reject) => this.client.sftp((err, s) => (err ? reject(err) : resolve(s)))))
     return this.sftpSession
   }
 
   async upload(path: string, content: string | Buffer, mode: number): Promise<void> {
     const sftp = await this.sftp()
     const data = typeof content === 'string' ? Buffer.from(content) : content
-    const handle = await new Promise<Buffer>((res, rej) => sftp.open(path, 'w', {mode}, (e, h) => (e ? rej(sftpError(e, path)) : res(h))))
+    const handle = await this.guard(new Promise<Buffer>((res, rej) => sftp.open(path, 'w', {mode}, (e, h) => (e ? rej(sftpError(e, path)) : res(h)))))
     try {
       // The mode first, then the bytes: an existing file with a wider mode never holds the new
       // content (a private key) while still readable by others; open's mode obeys the umask.
-      await new Promise<void>((res, rej) => sftp.fchmod(handle, mode, (e) => (e ? rej(sftpError(e, path)) : res())))
+      await this.guard(new Promise<void>((res, rej) => sftp.fchmod(handle, mode, (e) => (e ? rej(sftpError(e, path)) : res()))))
       let off = 0
       while (off < data.length) {
         const n = Math.min(32 * 1024, data.length - off)
-        await new Promise<void>((res, rej) => sftp.write(handle, data, off, n, off, (e) => (e ? rej(sftpError(e, path)) : res())))
+        await this.guard(new Promise<void>((res, rej) => sftp.write(handle, data, off, n, off, (e) => (e ? rej(sftpError(e, path)) : res()))))
         off += n
       }
     } finally {
-      await new Promise<void>((res) => sftp.close(handle, () => res()))
+      await this.guard(new Promise<void>((res) => sftp.close(handle, () => res()))).catch(() => undefined)
     }
   }
 
   async download(path: string): Promise<Buffer> {
     const sftp = await this.sftp()
-    return new Promise((resolve, reject) => sftp.readFile(path, (e: unknown, b: Buffer) => (e ? reject(sftpError(e, path)) : resolve(b))))
+    return this.guard(new Promise((resolve, reject) => sftp.readFile(path, (e: unknown, b: Buffer) => (e ? reject(sftpError(e, path)) : resolve(b)))))
   }
 
   async close(): Promise<void> {
