@@ -62,7 +62,7 @@ export const drivers: readonly DriverEntry[] = [
     name: 'local',
     description: localDescription,
     options: localOptions,
-    // sshd-only local hosts start at ~7/s on 2 cores with 8-16 in flight (shared/notes/local-hosts.md §4).
+    // sshd-only local hosts start at ~7/s on 2 cores with 8-16 in flight (measured with bench/create-local).
     createConcurrency: 8,
     // Every engine start is CPU on this same machine (~0.5 s of dockerd start-up each).
     bootstrapConcurrency: 8,

@@ -15,7 +15,7 @@ import type {HostOutcome} from './create-hosts.js'
 import {refuseMovedHosts} from './driver-context.js'
 
 /**
- * Worker joins at once by default. Measured on this 2-core machine (shared/notes and bench/swarm):
+ * Worker joins at once by default. Measured on this 2-core machine (bench/swarm-local):
  * 16 concurrent joins formed a 100-node swarm with no join timeout, all-at-once gave 49 timeouts
  * and took longer; joins are serialised by the leader at about a node per second anyway.
  */
