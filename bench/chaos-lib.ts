@@ -10,6 +10,7 @@ import {execFile, spawn} from 'node:child_process'
 import {promises as fs} from 'node:fs'
 import path from 'node:path'
 import {promisify} from 'node:util'
+import {seededRandom} from '../drivers/emulator-kit.js'
 
 const run = promisify(execFile)
 
@@ -61,17 +62,8 @@ export interface ChaosReport {
   disruptions: number
 }
 
-/** A small seeded PRNG (mulberry32): the same seed, the same interrupt moments. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+/** The emulators' seeded PRNG: the same seed, the same interrupt moments. */
+export const prng = seededRandom
 
 /** Runs argv as its own process group; sends SIGINT to the group after `delays` (ms, cumulative). */
 function runInterrupted(argv: readonly string[], env: NodeJS.ProcessEnv, delays: readonly number[]): Promise<{code: number | null; stderr: string}> {
