@@ -148,7 +148,7 @@ export async function bootstrapOne(setup: BootstrapSetup, name: string, o: Boots
       })
       .catch(() => undefined)
     o.reporter.host(name, interrupted ? 'bootstrap interrupted; the same command takes it on again' : `bootstrap failed: ${message}`)
-    o.reporter.phase?.(name, 'bootstrap', 'fail', message)
+    o.reporter.phase?.(name, 'bootstrap', 'fail', interrupted ? 'interrupted' : message)
     return {name, ok: false, phase: interrupted ? 'created' : 'error', address: record.machine?.address, error: message, ...(interrupted ? {interrupted: true} : {})}
   }
 }

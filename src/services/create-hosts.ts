@@ -7,7 +7,7 @@ import {mapSettled, type Settled} from '../scheduler/pool.js'
 import {BATCH_SCHEMA_VERSION, batchKey, loadBatch, pidAlive, saveBatch, unfinishedBatches, type CreateBatch} from '../store/batches.js'
 import {newRecord, type Store} from '../store/store.js'
 import type {HostRecord} from '../store/types.js'
-import {seconds, type Reporter} from '../ui/reporter.js'
+import {seconds, type BatchPhase, type Reporter} from '../ui/reporter.js'
 import {ensureClusterKey} from './cluster-key.js'
 import {driverContext} from './driver-context.js'
 
@@ -184,6 +184,15 @@ export async function createHosts(req: CreateHostsRequest): Promise<HostOutcome[
 
   if (resuming) reporter.info(`Resuming the unfinished batch of ${summarizeNames(resuming.names)} (started ${resuming.startedAt}): ${done.length} done, ${resume.length} to finish, ${records.length} to create or adopt; no other host is added`)
   else if (resume.length > 0) reporter.info(`Resuming ${summarizeNames(resume)}: created by an earlier run, not finished`)
+  // The live view counts what an earlier run already did, so a resumed batch adds up to its total.
+  const already = (name: string, phases: BatchPhase[]) => {
+    for (const ph of phases) {
+      reporter.phase?.(name, ph, 'start')
+      reporter.phase?.(name, ph, 'done')
+    }
+  }
+  for (const n of resume) already(n, ['create'])
+  for (const n of done) already(n, goal === 'joined' ? ['create', 'bootstrap', 'join'] : goal === 'bootstrapped' ? ['create', 'bootstrap'] : ['create'])
   const doneOutcomes: HostOutcome[] = done.map((name) => ({name, ok: true, phase: existing.get(name)!.phase, address: existing.get(name)?.machine?.address, already: true}))
   const onError = (name: string) => (e: unknown): HostOutcome => ({name, ok: false, phase: 'error', error: oneLine(e), interrupted: isInterruption(e)})
   const resumed = new Map(resume.map((n) => [n, req.next!(n).catch(onError(n))]))

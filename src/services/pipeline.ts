@@ -79,7 +79,7 @@ export async function runCreatePipeline(req: PipelineRequest): Promise<PipelineR
         const before = await store.get(name)
         const b: HostOutcome =
           formation && before.phase === 'bootstrapped' && before.engine && before.machine
-            ? {name, ok: true, phase: 'bootstrapped', address: before.machine.address}
+            ? (reporter.phase?.(name, 'bootstrap', 'start'), reporter.phase?.(name, 'bootstrap', 'done'), {name, ok: true, phase: 'bootstrapped', address: before.machine.address})
             : await bootLimit(async () => bootstrapOne(await (setup ??= prepareBootstrap(store)), name, {engine: req.bootstrap!.engine, reporter, signal: req.signal}))
         if (!b.ok || !formation) return b
         req.signal?.throwIfAborted()

@@ -8,6 +8,8 @@ export interface PhaseCounts {
   running: Map<string, number>
   done: number
   failed: string[]
+  /** Hosts stopped by the operator's Ctrl-C in this phase (not failures). */
+  interrupted?: number
   /** Hosts expected to pass through the phase, when known. */
   total?: number
 }
@@ -25,6 +27,7 @@ export function phaseTitle(phase: BatchPhase, c: PhaseCounts, now: number): stri
   const parts = [`${c.done}${c.total !== undefined ? `/${c.total}` : ''} done`]
   if (c.running.size > 0) parts.push(`${c.running.size} running`)
   if (c.failed.length > 0) parts.push(`${c.failed.length} failed (${summarizeNames(c.failed, 3)})`)
+  if (c.interrupted) parts.push(`${c.interrupted} interrupted`)
   const slow = [...c.running]
     .map(([name, since]) => [name, now - since] as const)
     .filter(([, ms]) => ms >= SLOW_MS)
@@ -102,13 +105,14 @@ export class LiveReporter implements Reporter {
     for (const l of this.later) process.stderr.write(l + '\n')
   }
 
-  phase(name: string, phase: BatchPhase, event: 'start' | 'done' | 'fail'): void {
+  phase(name: string, phase: BatchPhase, event: 'start' | 'done' | 'fail', detail?: string): void {
     const c = this.counts.get(phase)
     if (!c) return
     if (event === 'start') c.running.set(name, Date.now())
     else {
       c.running.delete(name)
       if (event === 'done') c.done++
+      else if (detail === 'interrupted') c.interrupted = (c.interrupted ?? 0) + 1
       else c.failed.push(name)
     }
   }

@@ -6,6 +6,7 @@ const counts = (o: Partial<PhaseCounts> & {running?: [string, number][]} = {}): 
   done: o.done ?? 0,
   failed: o.failed ?? [],
   total: o.total,
+  interrupted: o.interrupted,
 })
 
 describe('phaseTitle: one line per phase, readable at 300 hosts', () => {
@@ -14,6 +15,7 @@ describe('phaseTitle: one line per phase, readable at 300 hosts', () => {
     ['create', counts({done: 37, total: 100}), 'Create     37/100 done'],
     ['bootstrap', counts({done: 3, running: [['n4', now - 1000], ['n5', now - 2000]]}), 'Bootstrap  3 done · 2 running'],
     ['join', counts({done: 1, failed: ['n7', 'n9', 'n11', 'n12']}), 'Join swarm 1 done · 4 failed (n7, n9, n11 and 1 more)'],
+    ['bootstrap', counts({done: 0, total: 5, interrupted: 5}), 'Bootstrap  0/5 done · 5 interrupted'],
   ] as const)('%s', (phase, c, want) => expect(phaseTitle(phase, c, now)).toBe(want))
 
   it('names at most the three slowest hosts past the threshold, slowest first', () => {
