@@ -1,10 +1,10 @@
-import {spawn, type ChildProcess} from 'node:child_process'
 import {mkdtemp, rm} from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {Store} from '../../src/store/store.js'
-import {belt, beltBin} from '../helpers/cli.js'
+import {belt} from '../helpers/cli.js'
+import {startEmulator, type RunningEmulator} from '../helpers/emulator.js'
 import {systemSnapshot, type SystemSnapshot} from '../helpers/system.js'
 
 // The EC2 emulator's default image logs in like a real Ubuntu AMI: user ubuntu with the key pair and
@@ -21,8 +21,7 @@ const AWS_ENV = {
 }
 let tmp: string
 let store: string
-let emulator: ChildProcess
-let emulatorLog = ''
+let emulator: RunningEmulator
 let endpoint: string
 let before: SystemSnapshot
 
@@ -30,28 +29,13 @@ beforeAll(async () => {
   before = await systemSnapshot()
   tmp = await mkdtemp(path.join(os.tmpdir(), 'belt-ec2-login-'))
   store = path.join(tmp, 'store')
-  const env: NodeJS.ProcessEnv = {...process.env, BELT_STORE: path.join(tmp, 'emulator-store'), CI: 'true'}
-  delete env.NODE_ENV
-  emulator = spawn(process.execPath, [beltBin, 'emulator', 'ec2', '--port', '0', '--local-subnet', SUBNET, '--boot-delay', '200'], {env, stdio: ['ignore', 'pipe', 'pipe']})
-  endpoint = await new Promise<string>((resolve, reject) => {
-    let out = ''
-    emulator.stdout!.on('data', (d) => {
-      out += d
-      const m = /AMAZONEC2_ENDPOINT=(http:\/\/127\.0\.0\.1:\d+)/.exec(out)
-      if (m) resolve(m[1]!)
-    })
-    emulator.stderr!.on('data', (d) => (emulatorLog += d))
-    emulator.on('exit', (code) => reject(new Error(`the emulator exited ${code}: ${emulatorLog}`)))
-  })
+  emulator = await startEmulator('ec2', ['--local-subnet', SUBNET, '--boot-delay', '200'], path.join(tmp, 'emulator-store'))
+  endpoint = emulator.url
 })
 
 afterAll(async () => {
   await belt(['rm', '-y', '--force', '*'], {store, env: AWS_ENV}).catch(() => undefined)
-  if (emulator.exitCode === null) {
-    const exited = new Promise((r) => emulator.once('exit', r))
-    emulator.kill('SIGTERM')
-    await exited
-  }
+  await emulator?.stop()
   await rm(tmp, {recursive: true, force: true})
 })
 
@@ -99,9 +83,7 @@ describe('the EC2 emulator logs in like an Ubuntu AMI', () => {
   it('belt rm removes every instance, and the emulator leaves the machine as it was', async () => {
     const r = await belt(['rm', '-y', '*'], {store, env: AWS_ENV})
     expect(r.code, r.stderr).toBe(0)
-    const exited = new Promise<number | null>((res) => emulator.once('exit', res))
-    emulator.kill('SIGTERM')
-    expect(await exited).toBe(0)
+    expect(await emulator.stop()).toBe(0)
     expect(await systemSnapshot()).toEqual(before)
   })
 })

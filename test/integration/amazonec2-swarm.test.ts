@@ -1,11 +1,12 @@
-import {spawn, type ChildProcess, execFile} from 'node:child_process'
+import {execFile} from 'node:child_process'
 import {mkdtemp, rm} from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import {promisify} from 'node:util'
 import {DescribeInstancesCommand, DescribeKeyPairsCommand, DescribeSecurityGroupsCommand, EC2Client} from '@aws-sdk/client-ec2'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
-import {belt, beltBin} from '../helpers/cli.js'
+import {belt} from '../helpers/cli.js'
+import {startEmulator, type RunningEmulator} from '../helpers/emulator.js'
 import {systemSnapshot, type SystemSnapshot} from '../helpers/system.js'
 
 // The README's EC2 rehearsal, end to end: `belt emulator ec2` (instances backed by real local
@@ -24,7 +25,7 @@ const AWS_ENV = {
 }
 let tmp: string
 let store: string
-let emulator: ChildProcess
+let emulator: RunningEmulator
 let endpoint: string
 let before: SystemSnapshot
 
@@ -32,29 +33,13 @@ beforeAll(async () => {
   before = await systemSnapshot()
   tmp = await mkdtemp(path.join(os.tmpdir(), 'belt-ec2-swarm-'))
   store = path.join(tmp, 'store')
-  const env: NodeJS.ProcessEnv = {...process.env, BELT_STORE: path.join(tmp, 'emulator-store'), CI: 'true'}
-  delete env.NODE_ENV
-  emulator = spawn(process.execPath, [beltBin, 'emulator', 'ec2', '--port', '0', '--local-subnet', '10.228.0.0/16', '--boot-delay', '200'], {env, stdio: ['ignore', 'pipe', 'pipe']})
-  endpoint = await new Promise<string>((resolve, reject) => {
-    let out = ''
-    let err = ''
-    emulator.stdout!.on('data', (d) => {
-      out += d
-      const m = /AMAZONEC2_ENDPOINT=(http:\/\/127\.0\.0\.1:\d+)/.exec(out)
-      if (m) resolve(m[1]!)
-    })
-    emulator.stderr!.on('data', (d) => (err += d))
-    emulator.on('exit', (code) => reject(new Error(`the emulator exited ${code}: ${err}`)))
-  })
+  emulator = await startEmulator('ec2', ['--local-subnet', '10.228.0.0/16', '--boot-delay', '200'], path.join(tmp, 'emulator-store'))
+  endpoint = emulator.url
 })
 
 afterAll(async () => {
   await belt(['rm', '-y', '--force', 'node*'], {store, env: AWS_ENV}).catch(() => undefined)
-  if (emulator.exitCode === null) {
-    const exited = new Promise((r) => emulator.once('exit', r))
-    emulator.kill('SIGTERM')
-    await exited
-  }
+  await emulator?.stop()
   await rm(tmp, {recursive: true, force: true})
 })
 
@@ -93,9 +78,7 @@ describe('amazonec2 through the EC2 emulator, with real hosts behind it', () => 
   })
 
   it('the emulator stops on SIGTERM and the machine is left as it was', async () => {
-    const exited = new Promise<number | null>((r) => emulator.once('exit', r))
-    emulator.kill('SIGTERM')
-    expect(await exited).toBe(0)
+    expect(await emulator.stop()).toBe(0)
     expect(await systemSnapshot()).toEqual(before)
   })
 })

@@ -1,10 +1,10 @@
-import {spawn, type ChildProcess} from 'node:child_process'
 import {mkdtemp, rm} from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {chaos, dropletIds, dropSshSessions, instanceIds, localNamespaces, prng, type ChaosReport} from '../../bench/chaos-lib.js'
 import {beltBin} from '../helpers/cli.js'
+import {startEmulator, type RunningEmulator} from '../helpers/emulator.js'
 import {systemSnapshot, type SystemSnapshot} from '../helpers/system.js'
 
 // Ctrl-C at random moments of `belt create --count 4 --swarm`, the same command again until it
@@ -14,8 +14,8 @@ const TOKEN = 'dop_v1_chaos_token'
 const CHECKER_TOKEN = 'dop_v1_chaos_checker' // the emulator limits per token: checks never eat belt's budget
 let tmp: string
 let before: SystemSnapshot
-let emulator: ChildProcess | undefined
-let ec2: ChildProcess | undefined
+let emulator: RunningEmulator | undefined
+let ec2: RunningEmulator | undefined
 
 const env = (extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv => {
   const e: NodeJS.ProcessEnv = {...process.env, CI: 'true', NO_COLOR: '1', ...extra}
@@ -40,42 +40,20 @@ beforeAll(async () => {
   tmp = await mkdtemp(path.join(os.tmpdir(), 'belt-chaos-'))
 })
 
-async function stop(child: ChildProcess | undefined): Promise<void> {
-  if (!child || child.exitCode !== null) return
-  const exited = new Promise((r) => child.once('exit', r))
-  child.kill('SIGTERM')
-  await exited
-}
-
-/** Starts `belt emulator ...` and resolves with the URL it prints on stdout. */
-async function startEmulator(args: string[], pattern: RegExp, store: string): Promise<{child: ChildProcess; url: string}> {
-  const child = spawn(process.execPath, [beltBin, 'emulator', ...args], {env: env({BELT_STORE: store}), stdio: ['ignore', 'pipe', 'pipe']})
-  const url = await new Promise<string>((resolve, reject) => {
-    let out = ''
-    child.stdout!.on('data', (d) => {
-      out += d
-      const m = pattern.exec(out)
-      if (m) resolve(m[1]!)
-    })
-    child.on('exit', (code) => reject(new Error(`the emulator exited ${code}`)))
-  })
-  return {child, url}
-}
-
 afterAll(async () => {
-  await stop(emulator)
-  await stop(ec2)
+  await emulator?.stop()
+  await ec2?.stop()
   await rm(tmp, {recursive: true, force: true})
 })
 
 describe('Ctrl-C at random moments, then the same command, then rm', () => {
   it('DigitalOcean emulator (5% 429s, 2% 5xx, 10% never active): no extra host, records match the droplets after every step, nothing left after rm', async () => {
     const started = await startEmulator(
-      ['digitalocean', '--port', '0', '--local-subnet', '10.243.0.0/16', '--boot-delay', '800', '--fault-429', '0.05', '--fault-5xx', '0.02', '--fault-never-active', '0.1', '--seed', '7'],
-      /DIGITALOCEAN_API_URL=(http:\/\/127\.0\.0\.1:\d+)/,
+      'digitalocean',
+      ['--local-subnet', '10.243.0.0/16', '--boot-delay', '800', '--fault-429', '0.05', '--fault-5xx', '0.02', '--fault-never-active', '0.1', '--seed', '7'],
       path.join(tmp, 'emulator-store'),
     )
-    emulator = started.child
+    emulator = started
     const apiUrl = started.url
     const store = path.join(tmp, 'do-store')
     const report = await chaos(
@@ -99,11 +77,11 @@ describe('Ctrl-C at random moments, then the same command, then rm', () => {
 
   it('EC2 emulator (5% throttled, 2% capacity faults): no extra host, records match the instances after every step, nothing left after rm', async () => {
     const started = await startEmulator(
-      ['ec2', '--port', '0', '--local-subnet', '10.242.0.0/16', '--boot-delay', '500', '--fault-throttle', '0.05', '--fault-capacity', '0.02', '--seed', '9'],
-      /AMAZONEC2_ENDPOINT=(http:\/\/127\.0\.0\.1:\d+)/,
+      'ec2',
+      ['--local-subnet', '10.242.0.0/16', '--boot-delay', '500', '--fault-throttle', '0.05', '--fault-capacity', '0.02', '--seed', '9'],
       path.join(tmp, 'ec2-emulator-store'),
     )
-    ec2 = started.child
+    ec2 = started
     const store = path.join(tmp, 'ec2-store')
     const aws = {AWS_ACCESS_KEY_ID: 'AKIDBELTCHAOS', AWS_SECRET_ACCESS_KEY: 'belt-chaos-secret', AWS_REGION: 'us-east-1', AWS_EC2_METADATA_DISABLED: 'true', AWS_CONFIG_FILE: '/dev/null', AWS_SHARED_CREDENTIALS_FILE: '/dev/null'}
     const report = await chaos(
@@ -146,8 +124,8 @@ describe('Ctrl-C at random moments, then the same command, then rm', () => {
   }, 600_000)
 
   it('leaves the machine as it was', async () => {
-    await stop(emulator)
-    await stop(ec2)
+    await emulator?.stop()
+    await ec2?.stop()
     expect(await systemSnapshot()).toEqual(before)
   })
 })

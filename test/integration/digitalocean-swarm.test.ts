@@ -1,10 +1,11 @@
-import {spawn, type ChildProcess, execFile} from 'node:child_process'
+import {execFile} from 'node:child_process'
 import {mkdtemp, rm} from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import {promisify} from 'node:util'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
-import {belt, beltBin} from '../helpers/cli.js'
+import {belt} from '../helpers/cli.js'
+import {startEmulator, type RunningEmulator} from '../helpers/emulator.js'
 import {systemSnapshot, type SystemSnapshot} from '../helpers/system.js'
 
 // The README's DigitalOcean rehearsal, end to end: `belt emulator digitalocean` (droplets backed by
@@ -13,7 +14,7 @@ const run = promisify(execFile)
 const TOKEN = 'dop_v1_belt_test_token_never_logged'
 let tmp: string
 let store: string
-let emulator: ChildProcess
+let emulator: RunningEmulator
 let apiUrl: string
 let before: SystemSnapshot
 
@@ -21,29 +22,13 @@ beforeAll(async () => {
   before = await systemSnapshot()
   tmp = await mkdtemp(path.join(os.tmpdir(), 'belt-do-swarm-'))
   store = path.join(tmp, 'store')
-  const env: NodeJS.ProcessEnv = {...process.env, BELT_STORE: path.join(tmp, 'emulator-store'), CI: 'true'}
-  delete env.NODE_ENV
-  emulator = spawn(process.execPath, [beltBin, 'emulator', 'digitalocean', '--port', '0', '--local-subnet', '10.229.0.0/16', '--boot-delay', '200'], {env, stdio: ['ignore', 'pipe', 'pipe']})
-  apiUrl = await new Promise<string>((resolve, reject) => {
-    let out = ''
-    let err = ''
-    emulator.stdout!.on('data', (d) => {
-      out += d
-      const m = /DIGITALOCEAN_API_URL=(http:\/\/127\.0\.0\.1:\d+)/.exec(out)
-      if (m) resolve(m[1]!)
-    })
-    emulator.stderr!.on('data', (d) => (err += d))
-    emulator.on('exit', (code) => reject(new Error(`the emulator exited ${code}: ${err}`)))
-  })
+  emulator = await startEmulator('digitalocean', ['--local-subnet', '10.229.0.0/16', '--boot-delay', '200'], path.join(tmp, 'emulator-store'))
+  apiUrl = emulator.url
 })
 
 afterAll(async () => {
   await belt(['rm', '-y', '--force', 'node*'], {store, env: {DIGITALOCEAN_ACCESS_TOKEN: TOKEN}}).catch(() => undefined)
-  if (emulator.exitCode === null) {
-    const exited = new Promise((r) => emulator.once('exit', r))
-    emulator.kill('SIGTERM')
-    await exited
-  }
+  await emulator?.stop()
   await rm(tmp, {recursive: true, force: true})
 })
 
@@ -81,9 +66,7 @@ describe('digitalocean through the DigitalOcean emulator, with real hosts behind
   })
 
   it('the emulator stops on SIGTERM and the machine is left as it was', async () => {
-    const exited = new Promise<number | null>((r) => emulator.once('exit', r))
-    emulator.kill('SIGTERM')
-    expect(await exited).toBe(0)
+    expect(await emulator.stop()).toBe(0)
     expect(await systemSnapshot()).toEqual(before)
   })
 })
