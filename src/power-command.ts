@@ -4,7 +4,7 @@ import {BaseCommand} from './base-command.js'
 import {powerHosts} from './services/power.js'
 import {selectHosts} from './services/select-hosts.js'
 import {finishBatch, interruptedBatch} from './ui/batch.js'
-import {shQuote} from './ssh/quote.js'
+import {reproduceCommand, type FlagShape} from './ui/command-line.js'
 import {LineReporter} from './ui/reporter.js'
 
 /** start, stop, restart and kill: the same command over a driver's optional capability. */
@@ -23,8 +23,8 @@ export abstract class PowerCommand extends BaseCommand<typeof PowerCommand> {
     const startedAt = Date.now()
     const signal = this.interruptSignal()
     const outcomes = await powerHosts({store, hosts, action: this.action, concurrency: this.flags.concurrency, reporter: new LineReporter(), signal})
-    const storeFlag = this.flags.store ? ` --store ${shQuote(this.flags.store)}` : ''
-    const again = (names: string[]) => `belt ${this.action}${storeFlag} ${names.map(shQuote).join(' ')}`
+    const ctor = this.ctor as typeof PowerCommand
+    const again = (names: string[]) => reproduceCommand([this.action], this.flags, {...ctor.baseFlags, ...ctor.flags} as Record<string, FlagShape>, {args: names})
     if (this.interrupted && outcomes.some((o) => !o.ok)) throw interruptedBatch(outcomes, again(outcomes.filter((o) => !o.ok).map((o) => o.name)), startedAt)
     const past = {start: 'started', stop: 'stopped', restart: 'restarted', kill: 'killed'}[this.action]
     return finishBatch(outcomes, {verb: past, startedAt, retry: again})

@@ -5,7 +5,7 @@ import {summarizeNames} from '../names.js'
 import {removeHosts} from '../services/remove-hosts.js'
 import {selectHosts} from '../services/select-hosts.js'
 import {finishBatch, interruptedBatch} from '../ui/batch.js'
-import {shQuote} from '../ssh/quote.js'
+import {reproduceCommand, type FlagShape} from '../ui/command-line.js'
 import {LineReporter} from '../ui/reporter.js'
 
 export default class Rm extends BaseCommand<typeof Rm> {
@@ -38,9 +38,9 @@ export default class Rm extends BaseCommand<typeof Rm> {
     const startedAt = Date.now()
     const signal = this.interruptSignal()
     const outcomes = await removeHosts({store, hosts, force: this.flags.force, concurrency: this.flags.concurrency, reporter: new LineReporter(), signal})
-    const storeFlag = this.flags.store ? ` --store ${this.flags.store}` : ''
-    const again = (names: string[]) => `belt rm -y${storeFlag}${this.flags.force ? ' --force' : ''} ${names.map(shQuote).join(' ')}`
-    if (this.interrupted) throw interruptedBatch(outcomes, again(outcomes.filter((o) => !o.ok).map((o) => o.name)), startedAt)
+    // The same flags again (the store quoted), and -y: the hosts were confirmed once.
+    const again = (names: string[]) => reproduceCommand(['rm'], {...this.flags, yes: true}, {...(this.ctor as typeof Rm).baseFlags, ...Rm.flags} as Record<string, FlagShape>, {args: names})
+    if (this.interrupted && outcomes.some((o) => !o.ok)) throw interruptedBatch(outcomes, again(outcomes.filter((o) => !o.ok).map((o) => o.name)), startedAt)
     return finishBatch(outcomes, {verb: 'removed', startedAt, retry: again})
   }
 }
