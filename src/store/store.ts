@@ -5,6 +5,7 @@ import {ExitCode, UserError, environmentError, notFoundError, usageError} from '
 import {labelProblem} from '../names.js'
 import {writeFileAtomic, ensurePrivateDir} from './atomic.js'
 import {Locks} from './lock.js'
+import {recordProblem} from './record-schema.js'
 import {SCHEMA_VERSION, type HostRecord} from './types.js'
 
 /** `--store`, else `BELT_STORE`, else `~/.belt`. */
@@ -212,8 +213,8 @@ export class Store {
 }
 
 /**
- * Parses, migrates and validates a record file (against the schema of record-schema.ts, loaded on
- * first use); every problem becomes a UserError (exit 5) naming the file and the field.
+ * Parses, migrates and validates a record file (against the schema of record-schema.ts); every
+ * problem becomes a UserError (exit 5) naming the file and the field.
  */
 export async function parseRecord(file: string, name: string, text: string): Promise<HostRecord> {
   const bad = (why: string) =>
@@ -239,7 +240,6 @@ export async function parseRecord(file: string, name: string, text: string): Pro
     })
   if (r.name !== name) throw bad(`its name field is ${JSON.stringify(r.name)}, not ${JSON.stringify(name)}`)
   const migrated = migrate(r as HostRecord)
-  const {recordProblem} = await import('./record-schema.js')
   const problem = recordProblem(migrated)
   if (problem) throw bad(problem)
   return migrated
