@@ -7,6 +7,7 @@ import type {HostRecord} from '../store/types.js'
 import {seconds, silentReporter} from '../ui/reporter.js'
 import {hostCertWarning} from './cert-warnings.js'
 import {driverContext, hostDriverOptions, refuseMovedHosts} from './driver-context.js'
+import {activeHost, engineVersions, readClientTls} from './machine-info.js'
 
 /** One row of `belt ls`, also its --json shape. */
 export interface HostView {
@@ -20,21 +21,45 @@ export interface HostView {
   privateAddress?: string
   url?: string
   swarm?: string
+  /** Engine labels (`--engine-label`, and `provider=<driver>`), for `--filter label=KEY[=VALUE]`. */
+  labels: string[]
+  /** True when DOCKER_HOST points at this host's engine (docker-machine's ACTIVE column). */
+  active: boolean
+  /** The engine's version read live (`ls` only, the DOCKER column); `Unknown` when it could not be read, '' without an engine. */
+  dockerVersion?: string
+  /** How long the engine took to answer the version call, ms. */
+  responseMs?: number
   errors: string[]
 }
 
-/** `--filter key=value`: driver, state, name (glob), cluster. Several filters all apply. */
+/**
+ * `--filter key=value`: driver, state, name (glob), cluster, swarm (role), label=KEY[=VALUE]
+ * (docker-machine's). Several filters all apply, except that several of one key match any of them
+ * (docker-machine's rule: `--filter state=running --filter state=stopped`).
+ */
 export function parseFilters(filters: readonly string[]): ((h: HostView) => boolean)[] {
-  return filters.map((f) => {
-    const m = /^(driver|state|name|cluster)=(.*)$/.exec(f)
-    if (!m) throw usageError(`unknown filter '${f}'`, 'E_FILTER', 'use driver=NAME, state=STATE, name=GLOB or cluster=NAME')
-    const [, key, value] = m as unknown as [string, 'driver' | 'state' | 'name' | 'cluster', string]
-    if (key === 'name') {
-      const re = new RegExp('^' + value.replace(/[.+^${}()|[\]\\-]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.') + '$')
-      return (h: HostView) => re.test(h.name)
-    }
-    return (h: HostView) => h[key].toLowerCase() === value.toLowerCase()
-  })
+  const byKey = new Map<string, ((h: HostView) => boolean)[]>()
+  for (const f of filters) {
+    const m = /^(driver|state|name|cluster|swarm|label)=(.*)$/.exec(f)
+    if (!m) throw usageError(`unknown filter '${f}'`, 'E_FILTER', 'use driver=NAME, state=STATE, name=GLOB, cluster=NAME, swarm=ROLE or label=KEY[=VALUE]')
+    byKey.set(m[1]!, [...(byKey.get(m[1]!) ?? []), filterOf(m[1] as FilterKey, m[2]!)])
+  }
+  return [...byKey.values()].map((any) => (h: HostView) => any.some((f) => f(h)))
+}
+
+type FilterKey = 'driver' | 'state' | 'name' | 'cluster' | 'swarm' | 'label'
+
+function filterOf(key: FilterKey, value: string): (h: HostView) => boolean {
+  if (key === 'label') {
+    if (!value) throw usageError('empty label filter', 'E_FILTER', 'use label=KEY or label=KEY=VALUE')
+    return (h: HostView) => h.labels.some((l) => (value.includes('=') ? l === value : l === value || l.startsWith(value + '=')))
+  }
+  if (key === 'swarm') return (h: HostView) => (h.swarm ?? '').toLowerCase() === value.toLowerCase()
+  if (key === 'name') {
+    const re = new RegExp('^' + value.replace(/[.+^${}()|[\]\\-]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.') + '$')
+    return (h: HostView) => re.test(h.name)
+  }
+  return (h: HostView) => h[key].toLowerCase() === value.toLowerCase()
 }
 
 const capital = (s: string) => s.charAt(0).toUpperCase() + s.slice(1)
@@ -126,15 +151,35 @@ export async function liveState(store: Store, r: HostRecord, env?: NodeJS.Proces
   return x!
 }
 
+export interface ListHostsOptions extends LiveStateOptions {
+  /**
+   * Also read each running engine's version (the DOCKER column): one Engine API call per host
+   * through a bounded window, within what is left of `timeoutMs` after the states.
+   */
+  engineVersions?: boolean
+}
+
 /** Every host with its live state (see {@link liveStates}); `timeoutMs` bounds the whole listing. */
-export async function listHosts(store: Store, opts: LiveStateOptions = {}): Promise<{hosts: HostView[]; corrupt: CorruptRecord[]}> {
+export async function listHosts(store: Store, opts: ListHostsOptions = {}): Promise<{hosts: HostView[]; corrupt: CorruptRecord[]}> {
+  const started = Date.now()
+  const timeoutMs = opts.timeoutMs ?? 20_000
   const {records, corrupt} = await store.list()
   const live = await liveStates(store, records, opts)
+  const active = activeHost(records, (opts.env ?? process.env).DOCKER_HOST)
+  const docker = opts.engineVersions
+    ? await engineVersions(
+        records,
+        live.map((l) => l.state === 'running'),
+        {timeoutMs: Math.max(1, started + timeoutMs - Date.now()), tls: () => readClientTls(store), concurrency: opts.concurrency},
+      )
+    : undefined
   const hosts = records.map((r, i): HostView => {
     const l = live[i]!
     const errors: string[] = []
     if (r.error) errors.push(`${r.error.phase}: ${r.error.message}`)
     if (l.error) errors.push(l.error)
+    const d = docker?.[i]
+    if (d && 'error' in d) errors.push(d.error)
     const cert = hostCertWarning(r)
     if (cert) errors.push(cert)
     return {
@@ -147,6 +192,9 @@ export async function listHosts(store: Store, opts: LiveStateOptions = {}): Prom
       privateAddress: r.machine?.privateAddress,
       url: typeof r.engine?.url === 'string' ? r.engine.url : undefined,
       swarm: typeof r.swarm?.role === 'string' ? r.swarm.role : undefined,
+      labels: [...new Set([...(r.engine?.labels ?? []), ...(r.engine?.config.labels ?? [])])],
+      active: r === active,
+      ...(d ? {dockerVersion: d.version, ...('ms' in d ? {responseMs: d.ms} : {})} : {}),
       errors,
     }
   })
