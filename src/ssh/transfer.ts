@@ -4,12 +4,16 @@ import type {SFTPWrapper, Stats} from 'ssh2'
 import {usageError} from '../errors.js'
 import type {SshRemote} from './ssh2-remote.js'
 
-/** `HOST:PATH` or a local path. A colon after a slash is part of a local path (`./a:b`). */
-export function parseScpTarget(arg: string): {host?: string; path: string} {
+/**
+ * `HOST:PATH`, `PATTERN:PATH` (`'node*':/tmp/`, `node[1:3]:/tmp/`: `pattern` is set) or a local path.
+ * A colon after a slash is part of a local path (`./a:b`).
+ */
+export function parseScpTarget(arg: string): {host?: string; path: string; pattern?: boolean} {
   const m = /^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?):(.*)$/.exec(arg)
-  if (!m) return {path: arg}
-  const p = m[3] === '' ? '.' : m[3]!
-  return {host: m[1], path: p}
+  if (m) return {host: m[1], path: m[3] === '' ? '.' : m[3]!}
+  const g = /^((?:[a-z0-9*?-]|\[[0-9:]*\])+):(.*)$/.exec(arg)
+  if (g && /[*?[]/.test(g[1]!)) return {host: g[1], path: g[2] === '' ? '.' : g[2]!, pattern: true}
+  return {path: arg}
 }
 
 const promisify =
@@ -32,11 +36,16 @@ async function rstat(sftp: SFTPWrapper, p: string): Promise<Stats | undefined> {
  */
 export async function copyToRemote(remote: SshRemote, local: string, remotePath: string, o: {recursive?: boolean} = {}): Promise<void> {
   const sftp = await remote.sftp()
+  await checkLocalSource(local, o)
+  const dst = (await rstat(sftp, remotePath))?.isDirectory() ? path.posix.join(remotePath, path.basename(local)) : remotePath
+  await putTree(sftp, local, dst)
+}
+
+/** Rejects (usage error) a local source that does not exist, or a directory without `recursive`. */
+export async function checkLocalSource(local: string, o: {recursive?: boolean} = {}): Promise<void> {
   const st = await fs.stat(local).catch(() => undefined)
   if (!st) throw usageError(`${local}: no such file or directory`, 'E_SCP_SOURCE')
   if (st.isDirectory() && !o.recursive) throw usageError(`${local} is a directory`, 'E_SCP_DIRECTORY', 'pass -r to copy directories')
-  const dst = (await rstat(sftp, remotePath))?.isDirectory() ? path.posix.join(remotePath, path.basename(local)) : remotePath
-  await putTree(sftp, local, dst)
 }
 
 async function putTree(sftp: SFTPWrapper, local: string, dst: string): Promise<void> {
