@@ -1,6 +1,7 @@
 import type {Driver, DriverOption} from './driver.js'
 import {amazonec2Description, amazonec2Options} from './amazonec2/options.js'
 import {digitaloceanDescription, digitaloceanOptions} from './digitalocean/options.js'
+import {genericDescription, genericOptions} from './generic/options.js'
 import {localOptions, localDescription} from './local/options.js'
 
 /**
@@ -94,6 +95,16 @@ export const drivers: readonly DriverEntry[] = [
     createBatchSize: 50,
     // One driver object per process: one SDK client (one adaptive rate limiter) and one poller.
     load: async () => (await import('./amazonec2/index.js')).defaultAmazonEc2Driver(),
+  },
+  {
+    name: 'generic',
+    description: genericDescription,
+    options: genericOptions,
+    // A create is one SSH login per host (sudo check, host keys): cheap here, any number at once.
+    createConcurrency: 16,
+    // Engine installs and starts run on the hosts; here it is one SSH session per host.
+    bootstrapConcurrency: 16,
+    load: async () => (await import('./generic/index.js')).createGenericDriver(),
   },
 ]
 

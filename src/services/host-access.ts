@@ -1,3 +1,4 @@
+import {promises as fs} from 'node:fs'
 import path from 'node:path'
 import {ExitCode, UserError, environmentError} from '../errors.js'
 import {connect, waitForSsh, type SshRemote} from '../ssh/ssh2-remote.js'
@@ -11,6 +12,20 @@ async function clusterPrivateKey(store: Store, r: HostRecord): Promise<string> {
   const key = await readClusterKey(file)
   if (!key) throw environmentError(`the SSH key of cluster ${r.cluster} is missing (${file})`, 'E_KEY_MISSING', 'restore it from a backup of the store; without it belt cannot log in to the hosts')
   return key.privateKey
+}
+
+/**
+ * The private key a host logs in with: the operator's own key when the machine names one (read at
+ * each connection, never copied), else the cluster key.
+ */
+async function loginKey(store: Store, r: HostRecord): Promise<string> {
+  const file = r.machine?.ssh.identityFile
+  if (!file) return clusterPrivateKey(store, r)
+  try {
+    return await fs.readFile(file, 'utf8')
+  } catch (e) {
+    throw environmentError(`cannot read the SSH key of ${r.name} (${file}): ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, 'E_KEY_MISSING', `put the key back at ${file}; belt logs in to ${r.name} with it`)
+  }
 }
 
 export interface OpenHostOptions {
@@ -29,11 +44,14 @@ export async function openHost(store: Store, r: HostRecord, opts: OpenHostOption
   if (!r.machine)
     throw new UserError(`${r.name} has no machine yet (its state is ${r.phase})`, {code: 'E_NOT_CREATED', exit: ExitCode.environment, hint: `create it with belt create --driver ${r.driver} ${r.name}`})
   const m = r.machine
+  const privateKey = await loginKey(store, r)
+  const proxy = m.ssh.proxy
   const options = {
     host: m.address,
     port: m.ssh.port,
     username: m.ssh.user,
-    privateKey: await clusterPrivateKey(store, r),
+    privateKey,
+    ...(proxy ? {via: {host: proxy.host, port: proxy.port, username: proxy.user, privateKey, hostName: `the SSH proxy of ${r.name}`, knownHostKeys: [...(proxy.hostKeys ?? [])]}} : {}),
     hostName: r.name,
     knownHostKeys: r.hostKeys ? [...r.hostKeys] : [],
     onFirstContact: async (key: string) => {

@@ -28,6 +28,11 @@ export interface SshConnectOptions {
   /** Handshake bound (default 20 s). */
   readyTimeoutMs?: number
   signal?: AbortSignal
+  /**
+   * A jump host (ssh's ProxyJump): Belt connects to it first, with its own pinned keys, and reaches
+   * `host:port` through a channel it forwards; the jump connection closes with this one.
+   */
+  via?: SshConnectOptions
 }
 
 /** The host-key algorithms a client may accept for a pinned key type. */
@@ -184,9 +189,30 @@ export function isTransientSshError(e: unknown): boolean {
 
 /**
  * Opens one SSH connection with the host key checked against the pinned keys. Rejects with a
- * UserError for a changed host key (never retried) or refused credentials.
+ * UserError for a changed host key (never retried) or refused credentials. With `via`, the
+ * connection goes through the jump host (its key checked the same way).
  */
-export function connect(o: SshConnectOptions): Promise<SshRemote> {
+export async function connect(o: SshConnectOptions): Promise<SshRemote> {
+  if (!o.via) return connectOne(o)
+  const jump = await connectOne({...o.via, signal: o.signal})
+  try {
+    const sock = await new Promise<ClientChannel>((resolve, reject) =>
+      jump.client.forwardOut('127.0.0.1', 0, o.host, o.port, (err, ch) => {
+        if (!err) return resolve(ch)
+        // The jump host could not open the TCP connection: for retries, the same as a refusal here.
+        reject(Object.assign(new Error(`${o.via!.hostName} (${o.via!.host}) could not reach ${o.host}:${o.port}: ${err.message}`), {code: 'ECONNREFUSED'}))
+      }),
+    )
+    const remote = await connectOne(o, sock)
+    remote.client.once('close', () => void jump.close())
+    return remote
+  } catch (e) {
+    await jump.close()
+    throw e
+  }
+}
+
+function connectOne(o: SshConnectOptions, sock?: ClientChannel): Promise<SshRemote> {
   sshStats.connectAttempts++
   const known = o.knownHostKeys.map(normalizeKey)
   const knownTypes = [...new Set(known.map((k) => k.split(' ')[0]!))]
@@ -249,6 +275,7 @@ export function connect(o: SshConnectOptions): Promise<SshRemote> {
       readyTimeout: o.readyTimeoutMs ?? 20_000,
       keepaliveInterval: 15_000,
       keepaliveCountMax: 4,
+      ...(sock ? {sock: sock as unknown as ConnectConfig['sock']} : {}),
       hostVerifier: (key: Buffer) => {
         presented = blobToLine(key)
         if (known.length === 0) return true
