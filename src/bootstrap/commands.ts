@@ -63,6 +63,16 @@ export function privileged(command: string, user: string): string {
 }
 
 /**
+ * What `belt rm --clean-host` runs (privileged) on a host Belt did not make: stops the engine and
+ * removes what the bootstrapper wrote (TLS pair, CA, daemon.json, the systemd drop-in). Docker
+ * itself, images and volumes stay.
+ */
+export function cleanEngineCommand(): string {
+  const files = [ENGINE_PATHS.ca, ENGINE_PATHS.cert, ENGINE_PATHS.key, ENGINE_PATHS.daemonJson, ENGINE_PATHS.dropIn]
+  return `systemctl stop docker.socket >/dev/null 2>&1; systemctl stop docker || exit $?; rm -f ${files.join(' ')} && systemctl daemon-reload`
+}
+
+/**
  * For a login user other than root: a private directory (0700, the user's) that files are
  * uploaded to by SFTP before `sudo` moves them into place. Run as the user, not privileged.
  */

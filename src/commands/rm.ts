@@ -19,6 +19,7 @@ export default class Rm extends BaseCommand<typeof Rm> {
     yes: Flags.boolean({char: 'y', description: 'do not ask for confirmation'}),
     force: Flags.boolean({char: 'f', description: "remove the record even when the driver cannot remove the resource (it is already gone)"}),
     concurrency: Flags.integer({char: 'c', description: 'hosts removed at once', default: 16, min: 1}),
+    'clean-host': Flags.boolean({description: "first stop each host's engine and remove Belt's engine config and certificates from it over SSH (for machines that stay: the generic driver's)"}),
   }
 
   async run() {
@@ -37,7 +38,7 @@ export default class Rm extends BaseCommand<typeof Rm> {
     }
     const startedAt = Date.now()
     const signal = this.interruptSignal()
-    const outcomes = await removeHosts({store, hosts, force: this.flags.force, concurrency: this.flags.concurrency, reporter: new LineReporter(), signal})
+    const outcomes = await removeHosts({store, hosts, force: this.flags.force, cleanHost: this.flags['clean-host'], concurrency: this.flags.concurrency, reporter: new LineReporter(), signal})
     // The same flags again (the store quoted), and -y: the hosts were confirmed once.
     const again = (names: string[]) => reproduceCommand(['rm'], {...this.flags, yes: true}, {...(this.ctor as typeof Rm).baseFlags, ...Rm.flags} as Record<string, FlagShape>, {args: names})
     if (this.interrupted && outcomes.some((o) => !o.ok)) throw interruptedBatch(outcomes, again(outcomes.filter((o) => !o.ok).map((o) => o.name)), startedAt)

@@ -1,6 +1,7 @@
 import type {DriverOptions} from '../../drivers/driver.js'
 import pLimit from 'p-limit'
 import {findDriver, type DriverEntry, type DriverLookup} from '../../drivers/registry.js'
+import {cleanEngineCommand, privileged} from '../bootstrap/commands.js'
 import {oneLine} from '../errors.js'
 import {isInterruption} from '../scheduler/interrupt.js'
 import {mapSettled} from '../scheduler/pool.js'
@@ -27,6 +28,24 @@ export interface RemoveHostsRequest {
   drivers?: DriverLookup
   /** The run's cancellation: after the first Ctrl-C no other host starts being removed. */
   signal?: AbortSignal
+  /**
+   * Before the driver forgets or destroys a bootstrapped host: stop its engine and remove Belt's
+   * engine config and certificates over SSH (for machines that outlive their record: generic).
+   */
+  cleanHost?: boolean
+}
+
+/** Stops the engine of a bootstrapped host and removes Belt's files from it; a failure keeps the record. */
+async function cleanHost(store: Store, r: HostRecord, signal?: AbortSignal): Promise<void> {
+  if (!r.machine || !r.engine) return
+  const {openHost} = await import('./host-access.js')
+  const remote = await openHost(store, r, {signal})
+  try {
+    const res = await remote.exec(privileged(cleanEngineCommand(), r.machine.ssh.user), {timeoutMs: 120_000})
+    if (res.code !== 0) throw new Error(`cleaning the engine off the host failed (exit ${res.code}): ${(res.stderr || res.stdout).trim().split('\n').pop()}`)
+  } finally {
+    await remote.close()
+  }
 }
 
 /**
@@ -120,6 +139,10 @@ export async function removeHosts(req: RemoveHostsRequest): Promise<HostOutcome[
           if (r.machine || r.phase !== 'reserved' || r.resources.length > 0) {
             const options = hostDriverOptions(entry, r, req.env)
             const ctx = await driverContext(store, r.driver, reporter, {host: r.name, signal: req.signal})
+            if (req.cleanHost) {
+              await cleanHost(store, r, req.signal)
+              reporter.host(r.name, 'engine stopped, Belt\'s config and certificates removed')
+            }
             await markRemoving(r)
             const driver = await entry.load()
             // A host whose create never returned a Machine: the driver removes what the journal
@@ -141,6 +164,7 @@ export async function removeHosts(req: RemoveHostsRequest): Promise<HostOutcome[
           storeLimit(async () => {
             try {
               check(r)
+              if (req.cleanHost) await cleanHost(store, r, req.signal)
               await markRemoving(r)
               return r
             } catch (e) {
