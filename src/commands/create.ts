@@ -63,11 +63,9 @@ Ctrl-C: the first one starts nothing new and lets requests in flight return, so 
   }
 
   async run() {
-    const patterns = this.positional
+    let patterns = this.positional
     if (this.flags.count !== undefined && patterns.length > 0)
       throw usageError('give host names or --count, not both', 'E_NAMES_AND_COUNT')
-    if (this.flags.count === undefined && patterns.length === 0)
-      throw usageError('no hosts to create', 'E_NO_NAMES', 'name them (belt create --driver local node[1:3]) or pass --count N')
     // Names and --prefix are checked before anything exists (a usage error leaves no store behind).
     if (this.flags.count === undefined) expandNames(patterns)
     else nextNames(this.flags.prefix, this.flags.count, [])
@@ -88,6 +86,12 @@ Ctrl-C: the first one starts nothing new and lets requests in flight return, so 
         given[name] = o.choices ? await select({message, choices: o.choices.map((c) => ({value: c}))}) : o.secret ? await password({message, mask: '*'}) : await input({message, required: true})
       }
       ;({options, persistable} = resolveDriverOptions(entry, given))
+    }
+
+    // No names and no --count: the hosts an inventory option names (the generic driver's --generic-hosts).
+    if (this.flags.count === undefined && patterns.length === 0) {
+      patterns = (await (await entry.load()).hostNames?.(options)) ?? []
+      if (patterns.length === 0) throw usageError('no hosts to create', 'E_NO_NAMES', 'name them (belt create --driver local node[1:3]) or pass --count N')
     }
 
     if (this.flags.swarm && !this.flags.bootstrap) throw usageError('--swarm needs the engines: drop --no-bootstrap', 'E_SWARM_NO_BOOTSTRAP')
