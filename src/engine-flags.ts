@@ -1,5 +1,5 @@
 import {Errors, Flags} from '@oclif/core'
-import type {EngineConfig} from './bootstrap/commands.js'
+import {engineEnvProblem, type EngineConfig} from './bootstrap/commands.js'
 import {installUrlProblem} from './install-url.js'
 
 /** `--engine-*` flags, shared by create and provision (docker-machine's names). */
@@ -21,6 +21,16 @@ export const engineFlags = {
       return url
     },
   }),
+  'engine-env': Flags.string({
+    description: 'environment variable KEY=VALUE of the engine\'s service, e.g. HTTP_PROXY=http://10.0.0.1:3128 (repeatable)',
+    multiple: true,
+    helpGroup: 'ENGINE',
+    parse: async (kv) => {
+      const problem = engineEnvProblem(kv)
+      if (problem) throw new Errors.CLIError(`--engine-env: ${problem}`)
+      return kv
+    },
+  }),
   'engine-install-proxy': Flags.string({description: 'HTTP proxy for the package manager during the engine install, e.g. http://10.0.0.1:3142', helpGroup: 'ENGINE'}),
 }
 
@@ -33,6 +43,7 @@ type EngineFlagValues = {
   'engine-version'?: string
   'engine-install-url'?: string
   'engine-install-proxy'?: string
+  'engine-env'?: string[]
 }
 
 /** True when any `--engine-*` flag was given. */
@@ -51,5 +62,6 @@ export function engineConfigFrom(f: EngineFlagValues): EngineConfig {
     version: f['engine-version'],
     installUrl: f['engine-install-url'],
     installProxy: f['engine-install-proxy'],
+    ...(f['engine-env']?.length ? {env: f['engine-env']} : {}),
   }
 }

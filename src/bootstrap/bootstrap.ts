@@ -124,7 +124,7 @@ export async function bootstrapHost(input: BootstrapInput): Promise<BootstrapRes
   const files: {path: string; content: string; mode: number}[] = [
     {path: ENGINE_PATHS.ca, content: input.caPem, mode: 0o644},
     {path: ENGINE_PATHS.daemonJson, content: daemonJson(input.engine, input.driver, input.daemonExtra), mode: 0o644},
-    {path: ENGINE_PATHS.dropIn, content: dropIn(probe.dockerd, input.templates.dropIn), mode: 0o644},
+    {path: ENGINE_PATHS.dropIn, content: dropIn(probe.dockerd, input.templates.dropIn, input.engine.env), mode: 0o644},
   ]
   if (server) files.push({path: ENGINE_PATHS.cert, content: server.certPem, mode: 0o644}, {path: ENGINE_PATHS.key, content: server.keyPem, mode: 0o600})
   const changing = files.filter((f) => probe.sums.get(f.path) !== sha256(f.content))

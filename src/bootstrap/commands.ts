@@ -230,10 +230,35 @@ export function daemonJson(cfg: EngineConfig, driver: string, extra: Readonly<Re
   return JSON.stringify(json, null, 2) + '\n'
 }
 
-/** The systemd drop-in with the listeners, for the dockerd found on the host. */
-export function dropIn(dockerd: string, template: string): string {
+/**
+ * The systemd drop-in with the listeners, for the dockerd found on the host, and one `Environment=`
+ * line per `--engine-env KEY=VALUE` (see {@link systemdEnvironment}).
+ */
+export function dropIn(dockerd: string, template: string, env: readonly string[] = []): string {
   if (!/^\/[A-Za-z0-9._/-]+$/.test(dockerd)) throw new Error(`unexpected dockerd path ${JSON.stringify(dockerd)}`)
-  return fillTemplate('10-belt.conf', template, {DOCKERD: dockerd, PORT: String(DOCKER_TLS_PORT)})
+  const unit = fillTemplate('10-belt.conf', template, {DOCKERD: dockerd, PORT: String(DOCKER_TLS_PORT)})
+  return env.length === 0 ? unit : unit.replace(/\n*$/, '\n') + env.map(systemdEnvironment).join('\n') + '\n'
+}
+
+/** Why an `--engine-env` value cannot be used, or undefined: KEY=VALUE, KEY a variable name, no control characters. */
+export function engineEnvProblem(kv: string): string | undefined {
+  const i = kv.indexOf('=')
+  if (i <= 0) return `expected KEY=VALUE, e.g. HTTP_PROXY=http://10.0.0.1:3128, not ${JSON.stringify(kv)}`
+  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(kv.slice(0, i))) return `${JSON.stringify(kv.slice(0, i))} is not an environment variable name (letters, digits, _)`
+  // eslint-disable-next-line no-control-regex
+  if (/[\x00-\x1f\x7f]/.test(kv)) return `the value of ${kv.slice(0, i)} has a control character (newline, tab, ...)`
+  return undefined
+}
+
+/**
+ * One `Environment=` line of a systemd unit for `KEY=VALUE`: the whole assignment in double quotes,
+ * with `\` and `"` escaped (systemd's quoting) and `%` doubled (systemd's specifiers); systemd does
+ * not expand `$` in Environment=. Throws a plain Error for a value {@link engineEnvProblem} refuses.
+ */
+export function systemdEnvironment(kv: string): string {
+  const problem = engineEnvProblem(kv)
+  if (problem) throw new Error(`--engine-env: ${problem}`)
+  return `Environment="${kv.replace(/[\\"]/g, '\\$&').replace(/%/g, '%%')}"`
 }
 
 /** Reload units and (re)start the engine; `enable` so it comes back after a reboot. */

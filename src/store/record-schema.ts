@@ -119,6 +119,7 @@ const engine = object({
     version: optional(string),
     installUrl: optional(string),
     installProxy: optional(string),
+    env: optional(stringList),
   }),
   certNotAfter: optional(string),
   certFingerprint: optional(string),

@@ -55,6 +55,8 @@ export interface EngineRecord {
     installUrl?: string
     /** HTTP proxy for apt, e.g. an apt cache on the operator's network. */
     installProxy?: string
+    /** `--engine-env KEY=VALUE`: environment of the engine's service (Environment= lines of the systemd drop-in). */
+    env?: string[]
   }
   /** The server certificate's expiry (ISO-8601) and SHA-256 fingerprint. */
   certNotAfter?: string
