@@ -15,9 +15,15 @@ if (major < 22) {
 // the Node version, which loads all of semver on import, is skipped: the check above is stricter.
 const {enableCompileCache} = await import('node:module')
 enableCompileCache?.()
-const engineWarning = process.env.OCLIF_DISABLE_ENGINE_WARNING
-process.env.OCLIF_DISABLE_ENGINE_WARNING = '1'
-const {execute} = await import('@oclif/core')
-if (engineWarning === undefined) delete process.env.OCLIF_DISABLE_ENGINE_WARNING
-else process.env.OCLIF_DISABLE_ENGINE_WARNING = engineWarning
-await execute({dir: import.meta.url})
+// `belt --version`, and the plain forms of `belt ip` and `belt env`, run without loading oclif
+// (dist/src/fast-path.js says which forms, and prints and exits exactly as the oclif commands do).
+const {fileURLToPath} = await import('node:url')
+const {runFastPath} = await import('../dist/src/fast-path.js')
+if (!(await runFastPath(process.argv.slice(2), fileURLToPath(new URL('..', import.meta.url))))) {
+  const engineWarning = process.env.OCLIF_DISABLE_ENGINE_WARNING
+  process.env.OCLIF_DISABLE_ENGINE_WARNING = '1'
+  const {execute} = await import('@oclif/core')
+  if (engineWarning === undefined) delete process.env.OCLIF_DISABLE_ENGINE_WARNING
+  else process.env.OCLIF_DISABLE_ENGINE_WARNING = engineWarning
+  await execute({dir: import.meta.url})
+}

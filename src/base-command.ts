@@ -1,5 +1,5 @@
 import {Command, Flags, Interfaces, Errors} from '@oclif/core'
-import {ExitCode, InterruptedBatch, PartialFailure, UserError, oneLine} from './errors.js'
+import {ExitCode, InterruptedBatch, PartialFailure, UserError, bugOutput, oneLine, userErrorOutput} from './errors.js'
 import {Interrupt, isInterruption} from './scheduler/interrupt.js'
 import {Store, defaultStoreDir} from './store/store.js'
 import {checkClusterName} from './names.js'
@@ -99,9 +99,7 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     let line: string
     let body: Record<string, unknown>
     if (err instanceof UserError) {
-      code = err.exit
-      line = err.hint ? `Error: ${err.message}. ${capitalize(err.hint)}.` : `Error: ${err.message}.`
-      body = {code: err.code, message: err.message, hint: err.hint}
+      ;({code, line, body} = userErrorOutput(err))
     } else if (err instanceof InterruptedBatch) {
       // The command already rendered what exists and in which phase.
       code = err.exit
@@ -130,17 +128,13 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
       line = 'Interrupted.'
       body = {code: 'E_INTERRUPTED', message: 'interrupted'}
     } else {
-      code = ExitCode.bug
-      line = `Error: ${err.message}\n${err.stack ?? ''}\nThis is a bug in belt: please report it with the command you ran.`
-      body = {code: 'E_BUG', message: err.message}
+      ;({code, line, body} = bugOutput(err))
     }
     process.exitCode = code
     if (json) process.stdout.write(JSON.stringify({error: body}, null, 2) + '\n')
     process.stderr.write(line + '\n')
   }
 }
-
-const capitalize = (s: string) => s.charAt(0).toUpperCase() + s.slice(1)
 
 /** True when a human can answer a prompt: stdin and stderr are terminals and CI is not set. */
 export function canPrompt(env: NodeJS.ProcessEnv = process.env): boolean {

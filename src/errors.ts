@@ -91,3 +91,28 @@ export function oneLine(e: unknown): string {
   const msg = e instanceof Error ? e.message : String(e)
   return msg.split('\n').map((s) => s.trim()).filter(Boolean).join(' ').slice(0, 300)
 }
+
+/** What BaseCommand.catch (and the start-up fast path) prints for an error: exit code, stderr line, `--json` body. */
+export interface ErrorOutput {
+  code: number
+  line: string
+  body: Record<string, unknown>
+}
+
+/** A UserError: its one line with the hint as the next sentence, and its exit code. */
+export function userErrorOutput(err: UserError): ErrorOutput {
+  return {
+    code: err.exit,
+    line: err.hint ? `Error: ${err.message}. ${err.hint.charAt(0).toUpperCase()}${err.hint.slice(1)}.` : `Error: ${err.message}.`,
+    body: {code: err.code, message: err.message, hint: err.hint},
+  }
+}
+
+/** Anything that is not a UserError or another known family: a bug, with its stack. */
+export function bugOutput(err: Error): ErrorOutput {
+  return {
+    code: ExitCode.bug,
+    line: `Error: ${err.message}\n${err.stack ?? ''}\nThis is a bug in belt: please report it with the command you ran.`,
+    body: {code: 'E_BUG', message: err.message},
+  }
+}

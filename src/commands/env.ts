@@ -1,8 +1,8 @@
 import {Args, Flags} from '@oclif/core'
 import {BaseCommand} from '../base-command.js'
-import {certPaths} from '../pki/paths.js'
+import {envCommand} from '../fast-path.js'
 import {refuseMovedHosts} from '../services/driver-context.js'
-import {SHELLS, detectShell, engineVariables, ensureDockerContext, renderEnv, type Shell} from '../services/engine-env.js'
+import {SHELLS, ensureDockerContext, type Shell} from '../services/engine-env.js'
 
 export default class Env extends BaseCommand<typeof Env> {
   static override summary = "Print the commands that point the docker CLI at a host's engine"
@@ -23,24 +23,15 @@ export default class Env extends BaseCommand<typeof Env> {
   }
 
   async run(): Promise<Record<string, string>> {
-    const shell = (this.flags.shell as Shell | undefined) ?? detectShell()
-    const command = `belt env${this.flags.shell ? ` --shell ${shell}` : ''}${this.flags.unset ? ' --unset' : ''}${this.args.name ? ` ${this.args.name}` : ''}`
-    if (this.flags.unset) {
-      const vars: [string, string][] = ['DOCKER_TLS_VERIFY', 'DOCKER_HOST', 'DOCKER_CERT_PATH', 'DOCKER_MACHINE_NAME'].map((k) => [k, ''])
-      if (!this.jsonEnabled()) process.stdout.write(renderEnv(shell, vars, {unset: true, command}))
-      return {}
-    }
-    if (!this.args.name) this.error('name the host, e.g. belt env node1', {exit: 2})
+    const opts = {json: this.jsonEnabled(), shell: this.flags.shell as Shell | undefined, unset: this.flags.unset, name: this.args.name}
+    if (!opts.unset && !opts.name) this.error('name the host, e.g. belt env node1', {exit: 2})
+    // Without --context: the same function as the start-up fast path's (bin/run.js), which runs the plain forms without oclif.
+    if (!this.flags.context || opts.unset) return envCommand(this.openStore(), opts)
     const store = this.openStore()
-    const record = await store.get(this.args.name)
+    const record = await store.get(opts.name!)
     refuseMovedHosts([record])
-    if (this.flags.context) {
-      const name = await ensureDockerContext(store, record)
-      this.note(`docker context ${name} points at ${record.engine!.url}; use it with: docker --context ${name} info`)
-      return {context: name}
-    }
-    const vars = engineVariables(record, certPaths(store).dir)
-    if (!this.jsonEnabled()) process.stdout.write(renderEnv(shell, vars, {unset: false, command}))
-    return Object.fromEntries(vars)
+    const name = await ensureDockerContext(store, record)
+    this.note(`docker context ${name} points at ${record.engine!.url}; use it with: docker --context ${name} info`)
+    return {context: name}
   }
 }

@@ -1,7 +1,6 @@
 import {Args} from '@oclif/core'
 import {BaseCommand} from '../base-command.js'
-import {UserError} from '../errors.js'
-import {selectHosts} from '../services/select-hosts.js'
+import {ipCommand} from '../fast-path.js'
 
 export default class Ip extends BaseCommand<typeof Ip> {
   static override summary = 'Print the IP address of hosts'
@@ -11,12 +10,7 @@ export default class Ip extends BaseCommand<typeof Ip> {
   static override enableJsonFlag = true
 
   async run(): Promise<{name: string; address: string}[]> {
-    const hosts = await selectHosts(this.openStore(), this.positional)
-    const out = hosts.map((r) => {
-      if (!r.machine) throw new UserError(`${r.name} has no address yet (its state is ${r.phase})`, {code: 'E_NO_ADDRESS', exit: 5})
-      return {name: r.name, address: r.machine.address}
-    })
-    if (!this.jsonEnabled()) process.stdout.write(out.map((o) => (hosts.length > 1 ? `${o.name} ${o.address}` : o.address) + '\n').join(''))
-    return out
+    // The same function as the start-up fast path's (bin/run.js), which runs the plain forms without oclif.
+    return ipCommand(this.openStore(), this.positional, this.jsonEnabled())
   }
 }

@@ -1,6 +1,7 @@
-import {randomBytes} from 'node:crypto'
 import {promises as fs} from 'node:fs'
 import path from 'node:path'
+
+let tmpCounter = 0
 
 /**
  * Writes `content` to `file` atomically: a temp file in the same directory (created with `mode`, so
@@ -10,7 +11,9 @@ import path from 'node:path'
  */
 export async function writeFileAtomic(file: string, content: string | Buffer, mode = 0o644): Promise<void> {
   const dir = path.dirname(file)
-  const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`)
+  // pid, time and a counter make the name unique among writers, a crashed one's leftovers included
+  // ('wx' refuses a clash anyway); not node:crypto, which costs tens of milliseconds of start-up to load.
+  const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${Date.now().toString(36)}${(tmpCounter++).toString(36)}.tmp`)
   const fh = await fs.open(tmp, 'wx', mode)
   try {
     await fh.writeFile(content)

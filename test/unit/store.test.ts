@@ -5,7 +5,7 @@ import path from 'node:path'
 import {afterEach, beforeEach, describe, expect, it} from 'vitest'
 import {UserError} from '../../src/errors.js'
 import {ensurePrivateDir, writeFileAtomic} from '../../src/store/atomic.js'
-import {Store, newRecord, parseRecord} from '../../src/store/store.js'
+import {Store, naturalCompare, newRecord, parseRecord} from '../../src/store/store.js'
 
 let dir: string
 let store: Store
@@ -193,5 +193,28 @@ describe('writeFileAtomic', () => {
     await writeFileAtomic(f, 'two', 0o600)
     expect(await readFile(f, 'utf8')).toBe('two')
     expect((await stat(f)).mode & 0o777).toBe(0o600)
+  })
+})
+
+describe('naturalCompare', () => {
+  it('orders DNS labels as Intl.Collator("en", {numeric: true}) does, without building one', () => {
+    const collator = new Intl.Collator('en', {numeric: true})
+    let seed = 11
+    const random = () => ((seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31) / 2 ** 31)
+    const chars = 'ab-0123456789z'
+    const label = () => Array.from({length: 1 + Math.floor(random() * 8)}, () => chars[Math.floor(random() * chars.length)]).join('')
+    const fixed = ['node1', 'node2', 'node10', 'node01', 'node001', 'node1a', 'node1-b', 'a-b', 'ab', 'a0', 'a', 'a-', '1a', 'a9', 'a09', 'a10', '']
+    const labels = [...fixed, ...Array.from({length: 3000}, label)]
+    for (let i = 0; i < labels.length; i++) {
+      const a = labels[i]!
+      const b = labels[(i * 7 + 3) % labels.length]!
+      expect(naturalCompare(a, b), `${a} vs ${b}`).toBe(collator.compare(a, b))
+    }
+    expect([...fixed].sort(naturalCompare)).toEqual([...fixed].sort(collator.compare))
+  })
+
+  it('falls back to the collator for anything that is not a label', () => {
+    expect(naturalCompare('Node2', 'node10')).toBe(new Intl.Collator('en', {numeric: true}).compare('Node2', 'node10'))
+    expect(naturalCompare('web.2', 'web.10')).toBeLessThan(0)
   })
 })
