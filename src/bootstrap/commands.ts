@@ -261,5 +261,31 @@ export function systemdEnvironment(kv: string): string {
   return `Environment="${kv.replace(/[\\"]/g, '\\$&').replace(/%/g, '%%')}"`
 }
 
+/**
+ * The engine upgrade script (`belt upgrade`), for {@link installEngineCommand} (sent on stdin, run
+ * privileged, `$1` a download path of its private directory). Hosts installed through
+ * `--engine-install-url` run that script again; the others upgrade the engine packages apt
+ * installed (docker.io, or docker-ce and its companions) to the newest their sources offer. Either
+ * way the engine restarts at the end, so that the daemon runs the binary now on disk.
+ */
+export function upgradeScript(cfg: EngineConfig, templates: {script: string}): string {
+  const restart = `${restartEngineCommand}\n`
+  if (cfg.installUrl) return installScript({id: 'unknown', idLike: []}, cfg, {debian: '', script: templates.script}).replace(/\n*$/, '\n') + restart
+  const apt = cfg.installProxy ? `-o Acquire::http::Proxy=${shQuote(cfg.installProxy)} ` : ''
+  return [
+    '#!/bin/sh',
+    '# Written by belt: upgrades the Docker engine packages apt installed, then restarts the engine.',
+    'set -eu',
+    'export DEBIAN_FRONTEND=noninteractive',
+    'command -v apt-get >/dev/null 2>&1 || { echo "belt upgrades engines through apt (Debian/Ubuntu) or --engine-install-url; this host has no apt-get" >&2; exit 3; }',
+    // Package names come from dpkg itself: letters, digits and .+- only, safe unquoted.
+    "pkgs=$(dpkg-query -W -f='${Package} ${db:Status-Status}\\n' docker.io docker-ce docker-ce-cli containerd.io containerd runc 2>/dev/null | awk '$2 == \"installed\" {print $1}' | tr '\\n' ' ')",
+    '[ -n "$pkgs" ] || { echo "no Docker engine package (docker.io or docker-ce) is installed through apt on this host" >&2; exit 3; }',
+    `apt-get ${apt}-o DPkg::Lock::Timeout=300 update -q`,
+    `apt-get ${apt}-o DPkg::Lock::Timeout=300 install -y -q --only-upgrade -o Dpkg::Options::=--force-confold $pkgs`,
+    restart,
+  ].join('\n')
+}
+
 /** Reload units and (re)start the engine; `enable` so it comes back after a reboot. */
 export const restartEngineCommand = 'systemctl daemon-reload; systemctl enable docker >/dev/null 2>&1; systemctl restart docker'
