@@ -8,9 +8,9 @@ import type {HostRecord} from '../store/types.js'
 import type {SwarmFormation} from '../swarm/formation.js'
 import type {Reporter} from '../ui/reporter.js'
 import {bootstrapOne, prepareBootstrap, type BootstrapSetup} from './bootstrap-hosts.js'
-import {createHosts, type HostOutcome, type HostSelection} from './create-hosts.js'
+import {createHosts, type CreateHostsRequest, type HostOutcome, type HostSelection} from './create-hosts.js'
 import {EngineSwarmApi} from '../swarm/api.js'
-import {cleanUpGhosts, clusterRecords, prepareFormation, recordJoinFailure, saveBatchRun, storeClientTls, type GhostReport, type SwarmSettings} from './swarm.js'
+import {cleanUpGhosts, clusterRecords, finishIngress, type IngressReport, prepareFormation, recordJoinFailure, saveBatchRun, storeClientTls, type GhostReport, type SwarmSettings} from './swarm.js'
 
 export interface PipelineRequest {
   store: Store
@@ -29,6 +29,8 @@ export interface PipelineRequest {
   command: string
   /** The run's cancellation (first Ctrl-C): no host starts a phase after it aborts. */
   signal?: AbortSignal
+  /** `--open-port`: published on the cluster's cloud firewall before the hosts are created. */
+  openPorts?: CreateHostsRequest['openPorts']
 }
 
 export interface PipelineResult {
@@ -39,6 +41,7 @@ export interface PipelineResult {
   runFile: string
   /** Ghost node entries this run's joins left, removed after them. */
   ghosts?: GhostReport
+  ingress?: IngressReport
 }
 
 /**
@@ -111,6 +114,7 @@ export async function runCreatePipeline(req: PipelineRequest): Promise<PipelineR
     next,
     signal: req.signal,
     goal: req.swarm ? 'joined' : req.bootstrap ? 'bootstrapped' : 'created',
+    openPorts: req.openPorts,
   })
 
   // After a Ctrl-C nothing new starts: no promotion, no wait for Ready (the next run verifies).
@@ -122,6 +126,8 @@ export async function runCreatePipeline(req: PipelineRequest): Promise<PipelineR
     const notReady = await formation.verify(nodeIds).catch((e) => new Map([...nodeIds.keys()].map((n) => [n, oneLine(e)])))
     outcomes = outcomes.map((o) => (notReady.has(o.name) ? {...o, ok: false, error: `joined but not Ready (${notReady.get(o.name)})`} : o))
   }
+  // The routing mesh, deferred at init so that joins don't each build it (issue 13).
+  const ingress = formation && !req.signal?.aborted ? await finishIngress(formation, reporter) : undefined
   // Entries of the node list that this run's joins left without completing (issue 13).
   const ghosts =
     formation && !req.signal?.aborted
@@ -140,5 +146,5 @@ export async function runCreatePipeline(req: PipelineRequest): Promise<PipelineR
     timeouts: formation?.timeouts ?? [],
   })
   const clusterId = (await clusterRecords(store, req.cluster)).find((r) => r.swarm?.clusterId)?.swarm?.clusterId
-  return {outcomes, clusterId, leader: formation?.leaderName, timeouts: formation?.timeouts ?? [], runFile, ghosts}
+  return {outcomes, clusterId, leader: formation?.leaderName, timeouts: formation?.timeouts ?? [], runFile, ghosts, ingress}
 }

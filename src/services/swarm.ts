@@ -2,6 +2,7 @@ import type {ClientTls} from '../bootstrap/engine-api.js'
 import {ExitCode, UserError, oneLine, usageError} from '../errors.js'
 import {summarizeNames} from '../names.js'
 import {ensureCa, ensureClientCert} from '../pki/ca.js'
+import {isInterruption} from '../scheduler/interrupt.js'
 import {mapSettled} from '../scheduler/pool.js'
 import {newRunId, saveRun, type Run, type RunHost} from '../store/runs.js'
 import {naturalCompare, type Store} from '../store/store.js'
@@ -111,6 +112,7 @@ export async function prepareFormation(o: {
     workerConcurrency: o.settings.concurrency,
     managerAvailability: availability,
     noIngress: o.settings.noIngress,
+    deferIngress: !o.settings.noIngress,
     endpoint: (n) => endpointOf(byName.get(n) ?? failMissing(n)),
     advertiseAddr: (n) => advertiseAddress(n, (byName.get(n) ?? failMissing(n)).machine!, o.settings.advertiseType),
     existing: plan.clusterId ? {clusterId: plan.clusterId, managers: plan.managers} : undefined,
@@ -147,6 +149,7 @@ export interface SwarmBatchResult {
   runFile: string
   availability: Availability
   ghosts?: GhostReport
+  ingress?: IngressReport
 }
 
 /** What the clean-up after a formation did with ghost node entries (one line per entry). */
@@ -154,6 +157,37 @@ export interface GhostReport {
   removed: string[]
   kept: string[]
   failed: string[]
+}
+
+/** What the run did for a deferred ingress network (see {@link SwarmFormation.completeIngress}). */
+export interface IngressReport {
+  created: boolean
+  ready: number
+  /** `name: why` for each node whose ingress sandbox was not built by the deadline. */
+  notReady: string[]
+  ms: number
+}
+
+/**
+ * After a formation's joins have all ended (and were verified Ready): completes a deferred ingress
+ * network. Never throws: a failure is a warning, and the next `belt swarm init` finishes the job.
+ */
+export async function finishIngress(formation: SwarmFormation, reporter: Reporter): Promise<IngressReport | undefined> {
+  try {
+    const r = await formation.completeIngress()
+    if (!r) return undefined
+    const report: IngressReport = {created: r.created, ready: r.ready.length, notReady: [...r.notReady].map(([n, why]) => `${n}: ${why}`), ms: r.ms}
+    if (report.notReady.length === 0) reporter.info(`Ingress network (routing mesh) ${r.created ? 'created after the joins' : 'completed'}: ready on ${r.ready.length} node${r.ready.length === 1 ? '' : 's'} in ${(r.ms / 1000).toFixed(1)} s`)
+    else
+      reporter.warn(
+        `the ingress network (routing mesh) is not ready on ${report.notReady.length} node${report.notReady.length === 1 ? '' : 's'} (${report.notReady.slice(0, 3).join('; ')}${report.notReady.length > 3 ? '; ...' : ''}); run belt swarm init again to finish it`,
+      )
+    return report
+  } catch (e) {
+    if (isInterruption(e)) return undefined
+    reporter.warn(`could not complete the ingress network (routing mesh): ${oneLine(e)}; run belt swarm init again to finish it`)
+    return undefined
+  }
 }
 
 /**
@@ -246,9 +280,10 @@ export async function swarmInit(req: SwarmInitRequest): Promise<SwarmBatchResult
     else outcomes.set(r.name, {name: r.name, ok: r.ok, phase: r.ok ? 'joined' : rec.phase, address: rec.machine?.address, error: r.error, role: r.role, timedOut: r.timedOut, ms: Date.now() - started.get(r.name)!, ...(r.interrupted ? {interrupted: true} : {})})
   }
   const ordered = targets.map((t) => outcomes.get(t.name)!).filter(Boolean)
+  const ingress = stopped ? undefined : await finishIngress(formation, reporter)
   const ghosts = stopped ? undefined : await cleanUpGhosts(formation, {storeHosts: clusterHosts.map((r) => r.name), failed: results.filter((r) => !r.ok).map((r) => r.name), reporter})
   const runFile = await saveBatchRun(store, {command: req.command, startedAt, settings: {...req.settings, availability}, outcomes: ordered, timeouts: formation.timeouts})
-  return {outcomes: ordered, clusterId: plan.clusterId ?? results.find((r) => r.clusterId)?.clusterId, leader: formation.leaderName, timeouts: formation.timeouts, runFile, availability, ghosts}
+  return {outcomes: ordered, clusterId: plan.clusterId ?? results.find((r) => r.clusterId)?.clusterId, leader: formation.leaderName, timeouts: formation.timeouts, runFile, availability, ghosts, ingress}
 }
 
 /** The report's phase names (create, ssh, engine, join) for a record's phase at failure. */

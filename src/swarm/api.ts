@@ -69,6 +69,17 @@ export interface SwarmApi {
   removeNode(manager: EngineEndpoint, nodeId: string, force: boolean): Promise<void>
   /** Removes the swarm's ingress network (routing mesh), before nodes join. Resolves when none is left. */
   removeIngress(manager: EngineEndpoint): Promise<void>
+  /** The swarm's own labels (`Spec.Labels` of `GET /swarm`). */
+  swarmLabels(manager: EngineEndpoint): Promise<Record<string, string>>
+  /** Sets (a string) or removes (undefined) one label of the swarm's spec, keeping the rest of the spec. */
+  setSwarmLabel(manager: EngineEndpoint, key: string, value: string | undefined): Promise<void>
+  /** Creates the swarm's ingress network (`docker network create --driver overlay --ingress ingress`) unless one exists. */
+  createIngress(manager: EngineEndpoint): Promise<'created' | 'exists'>
+  /**
+   * This engine's own view of the ingress network: whether its ingress sandbox is built (the
+   * `ingress-sbox` endpoint) and how many gossip peers it sees. Undefined when it has no ingress.
+   */
+  localIngress(e: EngineEndpoint): Promise<{sandbox: boolean; peers: number} | undefined>
 }
 
 /** The port managers listen on for the cluster (raft, joins). */
@@ -178,8 +189,51 @@ export class EngineSwarmApi implements SwarmApi {
   }
 
   async removeIngress(manager: EngineEndpoint): Promise<void> {
-    const nets = await this.req<{Id: string; Name: string; Ingress?: boolean}[]>(manager, 'GET', '/networks')
-    for (const n of nets.filter((x) => x.Ingress || x.Name === 'ingress')) await this.req(manager, 'DELETE', `/networks/${encodeURIComponent(n.Id)}`)
+    const list = async () => (await this.req<{Id: string; Name: string; Ingress?: boolean}[]>(manager, 'GET', '/networks')).filter((x) => x.Ingress || x.Name === 'ingress')
+    for (const n of await list()) await this.req(manager, 'DELETE', `/networks/${encodeURIComponent(n.Id)}`)
+    // The managers drop the network's object after the DELETE answers: wait until it is gone, or a
+    // later create of the ingress collides with it.
+    for (let i = 0; i < 60 && (await list()).length > 0; i++) await new Promise((r) => setTimeout(r, 250))
+  }
+
+  async swarmLabels(manager: EngineEndpoint): Promise<Record<string, string>> {
+    const s = await this.req<{Spec: {Labels?: Record<string, string>}}>(manager, 'GET', '/swarm')
+    return s.Spec.Labels ?? {}
+  }
+
+  async setSwarmLabel(manager: EngineEndpoint, key: string, value: string | undefined): Promise<void> {
+    const s = await this.req<{Version: {Index: number}; Spec: {Labels?: Record<string, string>} & Record<string, unknown>}>(manager, 'GET', '/swarm')
+    const labels = {...s.Spec.Labels}
+    if (value === undefined) delete labels[key]
+    else labels[key] = value
+    await this.req(manager, 'POST', `/swarm/update?version=${s.Version.Index}`, {...s.Spec, Labels: labels})
+  }
+
+  async createIngress(manager: EngineEndpoint): Promise<'created' | 'exists'> {
+    for (let attempt = 1; ; attempt++) {
+      const nets = await this.req<{Name: string; Ingress?: boolean}[]>(manager, 'GET', '/networks')
+      if (nets.some((n) => n.Ingress)) return 'exists'
+      try {
+        await this.req(manager, 'POST', '/networks/create', {Name: 'ingress', Driver: 'overlay', Ingress: true, CheckDuplicate: true})
+        return 'created'
+      } catch (err) {
+        // A conflict: another run made it between the list and the create (the next list says so),
+        // or the old ingress is still being dropped (ask again shortly).
+        if (!(err instanceof EngineApiError && err.status === 409) || attempt === 20) throw err
+        await new Promise((r) => setTimeout(r, 500))
+      }
+    }
+  }
+
+  async localIngress(e: EngineEndpoint): Promise<{sandbox: boolean; peers: number} | undefined> {
+    try {
+      const n = await this.req<{Ingress?: boolean; Containers?: Record<string, unknown> | null; Peers?: unknown[] | null}>(e, 'GET', '/networks/ingress')
+      if (!n.Ingress) return undefined
+      return {sandbox: Boolean(n.Containers?.['ingress-sbox']), peers: n.Peers?.length ?? 0}
+    } catch (err) {
+      if (err instanceof EngineApiError && err.status === 404) return undefined
+      throw err
+    }
   }
 
   async removeNode(manager: EngineEndpoint, nodeId: string, force: boolean): Promise<void> {

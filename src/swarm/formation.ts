@@ -1,12 +1,27 @@
 import {oneLine} from '../errors.js'
 import {isInterruption} from '../scheduler/interrupt.js'
-import {window, type Window} from '../scheduler/pool.js'
+import {mapSettled, window, type Window} from '../scheduler/pool.js'
 import {isAlreadyInSwarm, isJoinTimeout, SWARM_PORT, type EngineEndpoint, type JoinTokens, type SwarmApi, type SwarmNode} from './api.js'
 import {classifyNodes, removeGhosts, type GhostRemoval, type NodeVerdict} from './ghosts.js'
 import type {Availability} from './plan.js'
 
 /** How many times a join the engine abandoned is tried (reset with a forced leave in between). */
 export const JOIN_ATTEMPTS = 3
+
+/** The swarm label that says its ingress network is still to be made (set at init, removed once every node has its sandbox). */
+export const INGRESS_LABEL = 'belt.ingress'
+export const INGRESS_DEFERRED = 'deferred'
+
+/** What {@link SwarmFormation.completeIngress} did. */
+export interface IngressCompletion {
+  /** Whether this call created the ingress network (else it existed, from an earlier run). */
+  created: boolean
+  /** Nodes whose engine has its ingress sandbox. */
+  ready: string[]
+  /** Nodes whose engine has no ingress sandbox yet at the deadline, with what it said. */
+  notReady: Map<string, string>
+  ms: number
+}
 
 /** How one host's join ended. */
 export interface JoinResult {
@@ -39,6 +54,14 @@ export interface FormationOptions {
    * ingress sandbox (namespace, iptables, VXLAN) built on every node as it joins.
    */
   noIngress?: boolean
+  /**
+   * Form a new swarm without its ingress network and create it once every node has joined
+   * ({@link SwarmFormation.completeIngress}): the routing mesh is kept, and joins do not each wait
+   * for an ingress sandbox and a gossip round with every node before them. The swarm carries the
+   * label {@link INGRESS_LABEL} until the ingress is complete, so an interrupted run's successor
+   * finishes it.
+   */
+  deferIngress?: boolean
   /** The swarm that already exists: its managers (names). */
   existing?: {clusterId: string; managers: string[]}
   /** The run's cancellation: no join starts after it aborts; joins in flight finish and are verified. */
@@ -146,6 +169,11 @@ export class SwarmFormation {
         this.clusterId = t.clusterId
         await this.setAvailability(nodeId)
         if (this.o.noIngress) await api.removeIngress(e)
+        else if (this.o.deferIngress) {
+          // The label first: a run cut off between the two leaves a swarm its successor completes.
+          await api.setSwarmLabel(e, INGRESS_LABEL, INGRESS_DEFERRED)
+          await api.removeIngress(e)
+        }
         this.managerCount++
         this.resolveReady()
         const r: JoinResult = {name, ok: true, role: 'manager', nodeId, clusterId: t.clusterId}
@@ -322,6 +350,67 @@ export class SwarmFormation {
       }
     }
     throw new Error(`no manager answered: ${oneLine(last)}`)
+  }
+
+  /**
+   * Once every join has ended, for a swarm whose ingress was deferred at init ({@link INGRESS_LABEL}):
+   * creates the ingress network, has every Ready node build its ingress sandbox, waits (bounded)
+   * until each store host's engine reports it, then removes the label. Undefined when there is
+   * nothing to do. A node gets its ingress address from the managers' allocator only when its
+   * entry changes, so each Ready node is updated once with its spec unchanged (one Raft write each).
+   */
+  async completeIngress(o: {timeoutMs?: number} = {}): Promise<IngressCompletion | undefined> {
+    if (!this.leader) return undefined
+    const {api} = this.o
+    const sleep = this.o.sleep ?? ((ms: number) => new Promise((r) => setTimeout(r, ms)))
+    const t0 = Date.now()
+    const {manager} = await this.answeringManager()
+    if ((await api.swarmLabels(manager))[INGRESS_LABEL] !== INGRESS_DEFERRED) return undefined
+    this.o.signal?.throwIfAborted()
+    const created = (await api.createIngress(manager)) === 'created'
+    const names = new Map<string, EngineEndpoint>()
+    const touch = async (node: SwarmNode) => {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await api.updateNode(manager, node, {})
+        } catch (e) {
+          // "update out of sequence": the entry changed since it was listed; list it again.
+          if (attempt === 3) throw e
+          const fresh = (await api.nodes(manager)).find((n) => n.id === node.id)
+          if (!fresh) return
+          node = fresh
+        }
+      }
+    }
+    const nodes = (await api.nodes(manager)).filter((n) => n.state === 'ready' && !n.noHostname)
+    for (const n of nodes) {
+      try {
+        names.set(n.hostname, this.o.endpoint(n.hostname))
+      } catch {
+        /* a node that is not a host of the store: touched, not waited for */
+      }
+    }
+    const touched = await mapSettled(nodes, touch, {concurrency: 8, signal: this.o.signal})
+    const notReady = new Map<string, string>()
+    for (const t of touched) if (!t.ok && !isInterruption(t.error) && names.has(t.item.hostname)) notReady.set(t.item.hostname, `its entry could not be updated: ${oneLine(t.error)}`)
+    const waiting = new Set([...names.keys()].filter((n) => !notReady.has(n)))
+    const ready: string[] = []
+    const deadline = t0 + (o.timeoutMs ?? 120_000)
+    for (let delay = 250; waiting.size > 0; delay = Math.min(delay * 2, 2000)) {
+      this.o.signal?.throwIfAborted()
+      const seen = await mapSettled([...waiting], async (name) => api.localIngress(names.get(name)!), {concurrency: 32, signal: this.o.signal})
+      for (const r of seen) {
+        if (r.ok && r.value?.sandbox) {
+          waiting.delete(r.item)
+          ready.push(r.item)
+          notReady.delete(r.item)
+        } else notReady.set(r.item, r.ok ? (r.value ? 'ingress network known, sandbox not built yet' : 'no ingress network yet') : oneLine(r.error))
+      }
+      if (waiting.size === 0 || Date.now() + delay > deadline) break
+      await sleep(delay)
+    }
+    if (notReady.size === 0) await api.setSwarmLabel(manager, INGRESS_LABEL, undefined)
+    return {created, ready, notReady, ms: Date.now() - t0}
   }
 
   /**

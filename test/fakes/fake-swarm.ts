@@ -62,6 +62,7 @@ export class FakeSwarm implements SwarmApi {
     const id = `n${++this.seq}`
     Object.assign(s, {state: 'active', nodeId: id, isManager: true, clusterId: this.clusterId, remoteManagers: [`${advertiseAddr}:2377`]})
     this.nodes_.set(id, {id, version: 1, hostname: e.name, role: 'manager', availability: 'active', state: 'ready', leader: true, labels: {}, createdAt: new Date().toISOString()})
+    this.buildSandbox(e.name)
     return id
   }
 
@@ -99,6 +100,8 @@ export class FakeSwarm implements SwarmApi {
       const id = `n${++this.seq}`
       Object.assign(s, {state: 'active', nodeId: id, isManager: role === 'manager', clusterId: role === 'manager' ? this.clusterId : undefined, remoteManagers: o.remoteAddrs})
       this.nodes_.set(id, {id, version: 1, hostname: e.name, role, availability: 'active', state: 'ready', leader: false, labels: {}, createdAt: new Date().toISOString()})
+      if (this.ingress) this.joinsWithIngress++
+      this.buildSandbox(e.name)
       if (this.timeoutJoin.has(e.name)) throw new Error('Timeout was reached before node joined. The attempt to join the swarm will continue in the background.')
     } finally {
       this.inFlightJoins[role]--
@@ -121,6 +124,7 @@ export class FakeSwarm implements SwarmApi {
     if (!n || n.version !== node.version) throw new Error('fake: stale node version')
     this.calls.push(`update:${n.hostname}:${change.role ?? ''}${change.availability ?? ''}`)
     Object.assign(n, {role: change.role ?? n.role, availability: change.availability ?? n.availability, version: n.version + 1})
+    this.buildSandbox(n.hostname)
     if (change.role) Object.assign(this.state.get(n.hostname)!, {isManager: change.role === 'manager', clusterId: change.role === 'manager' ? this.clusterId : undefined})
   }
 
@@ -130,6 +134,55 @@ export class FakeSwarm implements SwarmApi {
     if ([...this.state.values()].filter((s) => s.state === 'active').length > 1) throw new Error('fake: ingress removed after nodes joined')
     this.calls.push('remove-ingress')
     this.ingress = false
+    this.sandboxes.clear()
+  }
+
+  /** The swarm's spec labels. */
+  readonly labels: Record<string, string> = {}
+  /**
+   * Hosts whose engine has built its ingress sandbox. As on a real swarm, a node builds it when the
+   * allocator gives it an ingress address: when it joins while the ingress exists, or when its
+   * entry is updated after the ingress was created.
+   */
+  readonly sandboxes = new Set<string>()
+  /** Hosts that never build their sandbox (a broken engine). */
+  readonly noSandbox = new Set<string>()
+  /** Joins made while the swarm had an ingress network (each built its sandbox then). */
+  joinsWithIngress = 0
+
+  private manager(m: EngineEndpoint, what: string): void {
+    if (!this.host(m).isManager) throw new Error(`fake: ${what} through a non-manager`)
+  }
+
+  async swarmLabels(m: EngineEndpoint): Promise<Record<string, string>> {
+    this.manager(m, 'swarm inspect')
+    return {...this.labels}
+  }
+
+  async setSwarmLabel(m: EngineEndpoint, key: string, value: string | undefined): Promise<void> {
+    this.manager(m, 'swarm update')
+    this.calls.push(`label:${key}=${value ?? ''}`)
+    if (value === undefined) delete this.labels[key]
+    else this.labels[key] = value
+  }
+
+  async createIngress(m: EngineEndpoint): Promise<'created' | 'exists'> {
+    this.manager(m, 'network create')
+    if (this.ingress) return 'exists'
+    this.calls.push('create-ingress')
+    this.ingress = true
+    return 'created'
+  }
+
+  async localIngress(e: EngineEndpoint): Promise<{sandbox: boolean; peers: number} | undefined> {
+    if (this.host(e).state !== 'active') throw new Error(`fake: ingress asked of ${e.name}, which is not in the swarm`)
+    if (!this.ingress) return undefined
+    return {sandbox: this.sandboxes.has(e.name), peers: this.sandboxes.size}
+  }
+
+  /** A node that gets an ingress address builds its sandbox (unless told not to). */
+  protected buildSandbox(name: string): void {
+    if (this.ingress && !this.noSandbox.has(name)) this.sandboxes.add(name)
   }
 
   async removeNode(m: EngineEndpoint, nodeId: string, force: boolean): Promise<void> {

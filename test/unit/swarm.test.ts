@@ -92,6 +92,20 @@ function formation(api: FakeSwarm, o: {managers?: number; concurrency?: number; 
   })
 }
 
+function formationOptions(api: FakeSwarm) {
+  return {
+    api,
+    managers: 1,
+    workerConcurrency: 4,
+    managerAvailability: 'active' as const,
+    endpoint: (name: string) => ({name, address: name, port: 2376}),
+    advertiseAddr: (name: string) => name,
+    log: () => undefined,
+    settleMs: 5000,
+    sleep: async () => undefined,
+  }
+}
+
 describe('SwarmFormation', () => {
   const names = (n: number) => Array.from({length: n}, (_, i) => `n${i + 1}`)
 
@@ -214,6 +228,60 @@ describe('SwarmFormation', () => {
     expect(results.every((r) => r.ok)).toBe(true)
     expect(api.ingress).toBe(false)
     expect(api.calls.indexOf('remove-ingress')).toBe(1) // right after init:n1
+  })
+
+  it('by default forms the swarm without ingress, then creates it once all have joined and waits until every node has its sandbox', async () => {
+    const api = new FakeSwarm(names(12))
+    const f = new SwarmFormation({...formationOptions(api), deferIngress: true})
+    const results = await Promise.all(names(12).map((n) => f.add(n)))
+    expect(results.every((r) => r.ok)).toBe(true)
+    // The label goes on before the ingress goes, so a run cut off in between is finished later.
+    expect(api.calls.slice(0, 3)).toEqual(['init:n1', 'label:belt.ingress=deferred', 'remove-ingress'])
+    expect(api.joinsWithIngress).toBe(0)
+    expect(api.sandboxes.size).toBe(0)
+    const done = await f.completeIngress()
+    expect(done).toMatchObject({created: true, notReady: new Map()})
+    expect(done!.ready.sort()).toEqual(names(12).sort())
+    expect([...api.sandboxes].sort()).toEqual(names(12).sort())
+    expect(api.labels).toEqual({})
+    expect(api.calls.at(-1)).toBe('label:belt.ingress=')
+    // Nothing left to do: a second call says so and touches nothing.
+    const n = api.calls.length
+    expect(await f.completeIngress()).toBeUndefined()
+    expect(api.calls.length).toBe(n)
+  })
+
+  it('a run cut off before the ingress was made leaves the label; the next formation of that swarm completes it', async () => {
+    const api = new FakeSwarm(names(5))
+    const first = new SwarmFormation({...formationOptions(api), deferIngress: true})
+    await Promise.all(names(3).map((n) => first.add(n)))
+    expect(api.labels).toEqual({'belt.ingress': 'deferred'})
+    const next = new SwarmFormation({...formationOptions(api), deferIngress: true, existing: {clusterId: api.clusterId, managers: ['n1']}})
+    await Promise.all(['n4', 'n5'].map((n) => next.add(n)))
+    const done = await next.completeIngress()
+    expect(done?.created).toBe(true)
+    expect([...api.sandboxes].sort()).toEqual(names(5))
+    expect(api.labels).toEqual({})
+  })
+
+  it('a node that never builds its ingress sandbox is named, and the label stays for the next run', async () => {
+    const api = new FakeSwarm(names(4))
+    api.noSandbox.add('n3')
+    const f = new SwarmFormation({...formationOptions(api), deferIngress: true})
+    await Promise.all(names(4).map((n) => f.add(n)))
+    const done = await f.completeIngress({timeoutMs: 1})
+    expect([...done!.notReady.keys()]).toEqual(['n3'])
+    expect(done!.notReady.get('n3')).toMatch(/sandbox not built/)
+    expect(api.labels).toEqual({'belt.ingress': 'deferred'})
+  })
+
+  it('--no-ingress never makes an ingress afterwards', async () => {
+    const api = new FakeSwarm(names(3))
+    const f = new SwarmFormation({...formationOptions(api), noIngress: true, deferIngress: true})
+    await Promise.all(names(3).map((n) => f.add(n)))
+    expect(await f.completeIngress()).toBeUndefined()
+    expect(api.ingress).toBe(false)
+    expect(api.calls).not.toContain('create-ingress')
   })
 
   it('grows an existing swarm without a second init, counting its managers', async () => {
