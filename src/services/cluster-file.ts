@@ -28,7 +28,8 @@ export const clusterFileSchema = z
   .object({
     $schema: z.string().optional().describe('the JSON Schema of this file, for editors'),
     cluster: dnsLabel('cluster name').describe('the cluster the hosts belong to (shared SSH key and cloud resources)'),
-    driver: z.enum(drivers.map((d) => d.name) as [string, ...string[]]).describe('driver that creates the hosts'),
+    // Checked against the registry after the schema (the schema stays the same as drivers are added).
+    driver: z.string().describe('driver that creates the hosts: local, digitalocean, amazonec2, ... (belt create --help lists them)'),
     driverOptions: optionMap.optional(),
     engine: z
       .object({
@@ -178,7 +179,11 @@ export function parseClusterFile(text: string, file: string, lookup: DriverLooku
     throw new ClusterFileError(problems)
   }
   const f = parsed.data
-  const entry = lookup(f.driver)!
+  const entry = lookup(f.driver)
+  if (!entry) {
+    add(['driver'], `no driver '${f.driver}': choose one of ${drivers.map((d) => d.name).join(', ')}`)
+    throw new ClusterFileError(problems)
+  }
   const checkOptions = (opts: Record<string, unknown> | undefined, path: (string | number)[]) => {
     for (const k of Object.keys(opts ?? {})) {
       const o = entry.options.find((x) => x.name === k)
@@ -212,7 +217,8 @@ export function parseClusterFile(text: string, file: string, lookup: DriverLooku
     return {name: g.name, role: g.role, count: g.count, hosts, pattern, labels: g.labels ?? {}, driverOptions}
   })
   // A host name that the names pattern of another group also matches would belong to two groups.
-  for (const [i, g] of groups.entries())
+  if (problems.length === 0)
+    for (const [i, g] of groups.entries())
     for (const other of groups)
       if (other !== g && g.hosts.some((h) => indexIn(other.pattern, h) !== undefined)) add(['groups', i, f.groups[i]!.names ? 'names' : 'name'], `its host names also match group ${other.name}'s (${other.pattern}): give one of them a names: pattern`)
   const managers = groups.filter((g) => g.role === 'manager').reduce((s, g) => s + g.count, 0)
