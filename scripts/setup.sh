@@ -11,7 +11,8 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 # sudo: the EC2 emulator's hosts log in as ubuntu and bootstrap through sudo, like Ubuntu AMIs.
-pkgs=(docker.io openssh-server openssh-client iproute2 tini curl openssl ca-certificates util-linux sudo)
+# busybox-static: scripts/busybox-image.sh makes the quick start's image from it (no registry needed).
+pkgs=(docker.io openssh-server openssh-client iproute2 tini curl openssl ca-certificates util-linux sudo busybox-static)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
