@@ -33,7 +33,11 @@ Ctrl-C starts no other host; commands already running are left to finish (a seco
   }
 
   async run(): Promise<HostRun[]> {
-    const {patterns, command} = splitCommand(this.positional, this.argv)
+    // oclif's argv sorts words by their first place in the command line, so `-c 2 n1 -- sh -c x`
+    // would put the command's -c first: take the words in the order they were parsed instead.
+    const {raw} = await this.parse({flags: Exec.flags, baseFlags: Exec.baseFlags, enableJsonFlag: true, args: Exec.args, strict: false})
+    const words = raw.filter((t) => t.type === 'arg').map((t) => t.input)
+    const {patterns, command} = splitCommand(words, this.argv)
     if (patterns.length === 0 || command.length === 0)
       throw usageError('name the hosts and the command to run', 'E_EXEC_USAGE', "e.g. belt exec 'node*' -- hostname")
     const store = this.openStore()
@@ -54,8 +58,9 @@ Ctrl-C starts no other host; commands already running are left to finish (a seco
 }
 
 /**
- * Patterns and command from the positional words. Everything after the first `--` of the raw argv
- * is the command (oclif drops the `--` itself); without `--`, the first word is the pattern.
+ * Patterns and command from the positional words in command-line order. Everything after the first
+ * `--` of the raw argv is the command (oclif drops the `--` itself); without `--`, the first word is
+ * the pattern and the rest the command.
  */
 export function splitCommand(positional: readonly string[], rawArgv: readonly string[]): {patterns: string[]; command: string[]} {
   const dash = rawArgv.indexOf('--')

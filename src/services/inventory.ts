@@ -68,6 +68,8 @@ export function knownHostsText(hosts: readonly InventoryHost[]): string {
 
 /** An ssh_config word: quoted when it holds a space or a quote. */
 const configWord = (s: string): string => (/[\s"]/.test(s) ? `"${s.replaceAll('"', '')}"` : s)
+/** A path for IdentityFile/UserKnownHostsFile, where ssh expands `%` tokens: `%` is written `%%`. */
+const configPath = (s: string): string => configWord(s.replaceAll('%', '%%'))
 
 /**
  * ssh_config Host blocks (`Include` it from ~/.ssh/config, or `ssh -F FILE node1`): each host's
@@ -84,9 +86,9 @@ export function sshConfigText(hosts: readonly InventoryHost[], knownHostsFile: s
         `  HostName ${h.address}`,
         `  User ${h.ssh.user}`,
         `  Port ${h.ssh.port}`,
-        `  IdentityFile ${configWord(h.ssh.identityFile)}`,
+        `  IdentityFile ${configPath(h.ssh.identityFile)}`,
         '  IdentitiesOnly yes',
-        `  UserKnownHostsFile ${configWord(knownHostsFile)}`,
+        `  UserKnownHostsFile ${configPath(knownHostsFile)}`,
         '  StrictHostKeyChecking yes',
       ].join('\n'),
     )
@@ -131,7 +133,7 @@ export function ansibleInventory(hosts: readonly InventoryHost[], knownHostsFile
       ansible_user: h.ssh.user,
       ansible_port: h.ssh.port,
       ansible_ssh_private_key_file: h.ssh.identityFile,
-      ansible_ssh_common_args: `-o UserKnownHostsFile=${configWord(knownHostsFile)} -o StrictHostKeyChecking=yes -o IdentitiesOnly=yes`,
+      ansible_ssh_common_args: `-o UserKnownHostsFile=${configPath(knownHostsFile)} -o StrictHostKeyChecking=yes -o IdentitiesOnly=yes`,
       belt_cluster: h.cluster,
       belt_driver: h.driver,
       ...(h.privateAddress ? {belt_private_address: h.privateAddress} : {}),

@@ -124,6 +124,8 @@ describe('ssh-config and json', () => {
     )
     expect(res.warnings).toEqual(['node2 has no pinned host key yet, so ssh will refuse it: run belt ssh node2 true once to pin it'])
     expect(sshConfigText([], '/k')).toBe('')
+    // ssh expands % tokens in these paths: a literal % is doubled.
+    expect(sshConfigText([JSON.parse(JSON.stringify(res.hosts[0]))], '/srv/100%/known_hosts')).toContain('  UserKnownHostsFile /srv/100%%/known_hosts\n')
   })
 
   it('json lists every selected host, created or not, with stable fields, and writes no file unless asked', async () => {
