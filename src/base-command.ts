@@ -14,8 +14,11 @@ export type BaseArgs<T extends typeof Command> = Interfaces.InferredArgs<T['args
 export abstract class BaseCommand<T extends typeof Command> extends Command {
   static override baseFlags = {
     store: Flags.string({
-      description: 'directory of the host inventory, certificates and keys [default: ~/.belt]',
+      description: 'directory of the host inventory, certificates and keys [default: ~/.belt] (docker-machine\'s --storage-path and MACHINE_STORAGE_PATH are accepted too)',
       env: 'BELT_STORE',
+      aliases: ['storage-path'],
+      // docker-machine's variable, below BELT_STORE: a Machine user's scripts keep working.
+      default: async () => process.env.MACHINE_STORAGE_PATH || undefined,
       helpGroup: 'GLOBAL',
     }),
   }

@@ -30,8 +30,9 @@ const SHELL_NAMES: readonly string[] = ['bash', 'zsh', 'sh', 'fish', 'powershell
  * Pure: `env` is only read for the variables that change how oclif would parse or print.
  */
 export function parseFastPath(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): FastCommand | undefined {
-  // oclif's debug output, its JSON switch, and an empty BELT_STORE (which oclif passes on as '') are its own.
-  if (env.DEBUG || env.BELT_DEBUG || env.BELT_CONTENT_TYPE !== undefined || env.BELT_STORE === '') return undefined
+  // oclif's debug output, its JSON switch, and an empty BELT_STORE (which oclif passes on as '') are its own;
+  // so is docker-machine's MACHINE_STORAGE_PATH (the --store flag's default when BELT_STORE is unset).
+  if (env.DEBUG || env.BELT_DEBUG || env.BELT_CONTENT_TYPE !== undefined || env.BELT_STORE === '' || (env.MACHINE_STORAGE_PATH && env.BELT_STORE === undefined)) return undefined
   const [id, ...rest] = argv
   if (id === '--version') return process.platform === 'linux' && !isWsl() ? {kind: 'version'} : undefined
   if (id !== 'ip' && id !== 'env') return undefined
@@ -114,14 +115,14 @@ export async function ipCommand(store: Store, patterns: readonly string[], json:
  * `belt env [--shell S] [--unset] NAME` without --context: the variables for the host's engine (or
  * the lines that clear them); prints them for the shell unless `json`. `name` is required unless unset.
  */
-export async function envCommand(store: Store, opts: {json: boolean; shell?: Shell; unset: boolean; name?: string}): Promise<Record<string, string>> {
+export async function envCommand(store: Store, opts: {json: boolean; shell?: Shell; unset: boolean; name?: string; noProxy?: boolean}): Promise<Record<string, string>> {
   const [{detectShell, engineVariables, renderEnv}, {refuseMovedHosts}, {certPaths}] = await Promise.all([
     import('./services/engine-env.js'),
     import('./services/driver-context.js'),
     import('./pki/paths.js'),
   ])
   const shell = opts.shell ?? detectShell()
-  const command = `belt env${opts.shell ? ` --shell ${shell}` : ''}${opts.unset ? ' --unset' : ''}${opts.name ? ` ${opts.name}` : ''}`
+  const command = `belt env${opts.shell ? ` --shell ${shell}` : ''}${opts.unset ? ' --unset' : ''}${opts.noProxy ? ' --no-proxy' : ''}${opts.name ? ` ${opts.name}` : ''}`
   if (opts.unset) {
     const vars: [string, string][] = ['DOCKER_TLS_VERIFY', 'DOCKER_HOST', 'DOCKER_CERT_PATH', 'DOCKER_MACHINE_NAME'].map((k) => [k, ''])
     if (!opts.json) process.stdout.write(renderEnv(shell, vars, {unset: true, command}))
@@ -130,6 +131,8 @@ export async function envCommand(store: Store, opts: {json: boolean; shell?: She
   const record = await store.get(opts.name!)
   refuseMovedHosts([record])
   const vars = engineVariables(record, certPaths(store).dir)
+  // docker-machine's --no-proxy (oclif's path only): the host's address added to NO_PROXY.
+  if (opts.noProxy) vars.push((await import('./services/machine-info.js')).noProxyVariable(process.env, record.machine!.address))
   if (!opts.json) process.stdout.write(renderEnv(shell, vars, {unset: false, command}))
   return Object.fromEntries(vars)
 }

@@ -20,10 +20,11 @@ export default class Env extends BaseCommand<typeof Env> {
     shell: Flags.string({description: 'shell syntax [default: from $SHELL]', options: [...SHELLS]}),
     unset: Flags.boolean({char: 'u', description: 'print the commands that clear the variables'}),
     context: Flags.boolean({description: 'create or update a docker context for the host instead of printing variables'}),
+    'no-proxy': Flags.boolean({description: "also add the host's address to NO_PROXY (docker-machine's --no-proxy)", exclusive: ['context']}),
   }
 
   async run(): Promise<Record<string, string>> {
-    const opts = {json: this.jsonEnabled(), shell: this.flags.shell as Shell | undefined, unset: this.flags.unset, name: this.args.name}
+    const opts = {json: this.jsonEnabled(), shell: this.flags.shell as Shell | undefined, unset: this.flags.unset, name: this.args.name, noProxy: this.flags['no-proxy']}
     if (!opts.unset && !opts.name) this.error('name the host, e.g. belt env node1', {exit: 2})
     // Without --context: the same function as the start-up fast path's (bin/run.js), which runs the plain forms without oclif.
     if (!this.flags.context || opts.unset) return envCommand(this.openStore(), opts)

@@ -155,3 +155,17 @@ export async function engineVersions(records: readonly HostRecord[], running: re
   const late = `engine version not read within ${seconds(o.timeoutMs).replace(/\.0+ s$/, ' s')}`
   return out.map((x) => x ?? {version: 'Unknown', error: late})
 }
+
+/**
+ * docker-machine's `env --no-proxy`: NO_PROXY (or no_proxy, whichever the environment uses) with
+ * the host's address added once, so that a proxy set for the shell is not used for the engine.
+ */
+export function noProxyVariable(env: NodeJS.ProcessEnv, address: string): [string, string] {
+  const key = env.NO_PROXY !== undefined ? 'NO_PROXY' : env.no_proxy !== undefined ? 'no_proxy' : 'NO_PROXY'
+  const list = (env[key] ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)
+  if (!list.includes(address)) list.push(address)
+  return [key, list.join(',')]
+}
