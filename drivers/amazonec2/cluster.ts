@@ -7,13 +7,14 @@ import {
   DescribeKeyPairsCommand,
   DescribeSecurityGroupsCommand,
   ImportKeyPairCommand,
+  RevokeSecurityGroupIngressCommand,
   type IpPermission,
   type KeyPairInfo,
   type SecurityGroup,
   type Tag,
 } from '@aws-sdk/client-ec2'
 import {ExitCode, UserError} from '../../src/errors.js'
-import type {ClusterSpec, DriverContext} from '../driver.js'
+import type {ClusterSpec, DriverContext, PortChange, PortRule, PortSpec} from '../driver.js'
 import {backoff, sleep, type Ec2Calls} from './calls.js'
 import {awsErrorCode} from './client.js'
 import {ec2ImportedFingerprint, parseOpenSshKey, sameFingerprint, sameKey} from './keys.js'
@@ -273,4 +274,61 @@ export async function deleteClusterKeyPairs(calls: Ec2Calls, cluster: string, ct
     deleted.push(kp.KeyName ?? kp.KeyPairId ?? '')
   }
   return deleted
+}
+
+/** What published rules say in their description: a port opened by `belt ports open` or `--open-port`. */
+export const PUBLISHED = 'published by belt (any address)'
+const ANY_V4 = '0.0.0.0/0'
+
+/** The cluster's security groups in every VPC, found by the cluster tag. */
+export async function findClusterGroups(calls: Ec2Calls, cluster: string, signal?: AbortSignal): Promise<SecurityGroup[]> {
+  return describeGroups(calls, [{Name: `tag:${CLUSTER_TAG}`, Values: [cluster]}], signal)
+}
+
+const publishedRule = (p: PortSpec): Rule => ({protocol: p.protocol, fromPort: p.port, toPort: p.endPort ?? p.port, source: {cidr: ANY_V4}, description: PUBLISHED})
+const ADMIN = new Set([22, 2376])
+
+/** The groups' ingress rules as Belt reports them; rules from another group than the cluster's own are shown by group id. */
+export function clusterPortRules(groups: readonly SecurityGroup[]): PortRule[] {
+  const own = new Set(groups.map((g) => g.GroupId))
+  const out: PortRule[] = []
+  for (const g of groups)
+    for (const r of flattenPermissions(g.IpPermissions ?? [])) {
+      const fromCluster = 'groupId' in r.source && own.has(r.source.groupId)
+      const source = 'cidr' in r.source ? r.source.cidr : fromCluster ? 'cluster' : r.source.groupId
+      const ports = r.protocol === '-1' || (r.fromPort === 0 && r.toPort === 65535) ? 'all' : r.fromPort === r.toPort ? String(r.fromPort) : `${r.fromPort}-${r.toPort}`
+      const role: PortRule['role'] = fromCluster ? 'cluster' : r.protocol === 'tcp' && r.fromPort === r.toPort && ADMIN.has(r.fromPort) && r.description !== PUBLISHED ? 'admin' : 'published'
+      const protocol: PortRule['protocol'] = r.protocol === '-1' ? 'all' : r.protocol
+      const same = out.find((x) => x.protocol === protocol && x.ports === ports && x.role === role)
+      if (same) (same.sources as string[]).push(source)
+      else out.push({protocol, ports, sources: [source], role})
+    }
+  return out
+}
+
+/**
+ * Publishes `change.open` from 0.0.0.0/0 (one AuthorizeSecurityGroupIngress with the rules the group
+ * lacks) and withdraws `change.close` (one RevokeSecurityGroupIngress with the 0.0.0.0/0 rules of
+ * those exact ports that the group has). Other rules are never touched.
+ */
+export async function setGroupPorts(calls: Ec2Calls, group: SecurityGroup, change: PortChange, ctx: DriverContext): Promise<void> {
+  const groupId = group.GroupId!
+  const have = flattenPermissions(group.IpPermissions ?? [])
+  const exact = (a: Rule, b: Rule) => a.protocol === b.protocol && a.fromPort === b.fromPort && a.toPort === b.toPort && sameSource(a.source, b.source)
+  const add = change.open.map(publishedRule).filter((w, i, all) => all.findIndex((x) => exact(x, w)) === i && !have.some((h) => exact(h, w)))
+  const del = change.close.map(publishedRule).filter((w) => have.some((h) => exact(h, w)))
+  if (add.length > 0) {
+    await calls.call((api) => api.send(new AuthorizeSecurityGroupIngressCommand({GroupId: groupId, IpPermissions: toPermissions(add)})), ctx.signal).catch((e) => {
+      if (awsErrorCode(e) !== 'InvalidPermission.Duplicate') throw e
+    })
+    ctx.log(`security group ${groupId}: published ${add.map((r) => `${r.fromPort === r.toPort ? r.fromPort : `${r.fromPort}-${r.toPort}`}/${r.protocol}`).join(', ')} to ${ANY_V4}`)
+  }
+  if (del.length > 0) {
+    // Revoked by protocol, ports and source (the description is not part of a rule's identity).
+    const perms = del.map((r) => ({IpProtocol: r.protocol, FromPort: r.fromPort, ToPort: r.toPort, IpRanges: [{CidrIp: ANY_V4}]}))
+    await calls.call((api) => api.send(new RevokeSecurityGroupIngressCommand({GroupId: groupId, IpPermissions: perms})), ctx.signal).catch((e) => {
+      if (awsErrorCode(e) !== 'InvalidPermission.NotFound') throw e
+    })
+    ctx.log(`security group ${groupId}: closed ${del.map((r) => `${r.fromPort === r.toPort ? r.fromPort : `${r.fromPort}-${r.toPort}`}/${r.protocol}`).join(', ')}`)
+  }
 }

@@ -1,7 +1,10 @@
 import {randomUUID} from 'node:crypto'
+import {promises as fsp} from 'node:fs'
 import {
   CreateTagsCommand,
   DescribeInstancesCommand,
+  DescribeKeyPairsCommand,
+  DescribeSecurityGroupsCommand,
   DescribeRegionsCommand,
   RebootInstancesCommand,
   RunInstancesCommand,
@@ -15,13 +18,13 @@ import {
 } from '@aws-sdk/client-ec2'
 import pLimit from 'p-limit'
 import {ExitCode, UserError} from '../../src/errors.js'
-import type {ClusterSpec, Driver, DriverContext, DriverOptions, HostSpec, Machine, MachineState, ResourceId} from '../driver.js'
+import type {ClusterSpec, Driver, DriverContext, DriverOptions, HostSpec, Machine, MachineState, PortChange, PortRule, ResourceId} from '../driver.js'
 import {Ec2Calls, backoff, defaultTiming, sleep, waitForPort, type Ec2Timing} from './calls.js'
 import {Ec2ApiStats, awsErrorCode, clientConfig, isThrottling, sdkClient, type Ec2ClientFactory} from './client.js'
-import {CLUSTER_TAG, deleteClusterGroups, deleteClusterKeyPairs, ensureKeyPair, ensureSecurityGroup} from './cluster.js'
+import {CLUSTER_TAG, clusterPortRules, deleteClusterGroups, deleteClusterKeyPairs, ensureKeyPair, ensureSecurityGroup, findClusterGroups, setGroupPorts} from './cluster.js'
 import {resolveImage, resolveNetwork, type Ec2Image, type Ec2Network} from './network.js'
 import {amazonec2Description, amazonec2Options} from './options.js'
-import {parseSettings, type Ec2Settings} from './settings.js'
+import {USERDATA_MAX_BYTES, parseSettings, type Ec2Settings} from './settings.js'
 import {InstanceWatcher, type Decide} from './watcher.js'
 
 export {Ec2ApiStats} from './client.js'
@@ -47,7 +50,34 @@ interface LaunchPlan {
   readonly network: Ec2Network
   readonly image: Ec2Image
   readonly groupId: string
+  /** `--amazonec2-security-group`, as ids of the VPC's groups. */
+  readonly extraGroupIds: readonly string[]
   readonly keyName: string
+  /** `--amazonec2-userdata`'s text. */
+  readonly userData?: string
+}
+
+const usageErr = (message: string, hint?: string, cause?: unknown) => new UserError(message, {code: 'E_OPTION_INVALID', exit: ExitCode.usage, hint, cause})
+
+/** The user-data file's text; a usage error when it is unreadable or larger than EC2 accepts. */
+async function readUserData(file: string): Promise<string> {
+  let text: string
+  try {
+    text = await fsp.readFile(file, 'utf8')
+  } catch (e) {
+    throw usageErr(`--amazonec2-userdata: cannot read ${file} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, undefined, e)
+  }
+  if (Buffer.byteLength(text) > USERDATA_MAX_BYTES) throw usageErr(`--amazonec2-userdata: ${file} is ${Buffer.byteLength(text)} bytes; EC2 accepts at most 16 KiB`)
+  return text
+}
+
+/** Only the subnets of `--amazonec2-zone`, when given; a usage error when the network has none there. */
+function inZone(network: Ec2Network, s: Ec2Settings): Ec2Network {
+  if (!s.zone) return network
+  const subnets = network.subnets.filter((x) => x.AvailabilityZone === s.zone)
+  if (subnets.length === 0)
+    throw usageErr(`--amazonec2-zone: ${s.subnetId ?? network.vpcId} has no subnet in ${s.zone}`, `zones it has: ${[...new Set(network.subnets.map((x) => x.AvailabilityZone))].join(', ') || 'none'}`)
+  return {...network, subnets}
 }
 
 const STATE: Record<string, MachineState> = {
@@ -198,11 +228,43 @@ export class AmazonEc2Driver implements Driver {
         exit: ExitCode.usage,
         hint: 'choose one with --amazonec2-region, or enable the region in the AWS console',
       })
-    const network = await resolveNetwork(calls, s, ctx.signal)
+    const network = inZone(await resolveNetwork(calls, s, ctx.signal), s)
+    if (s.userDataPath) await readUserData(s.userDataPath)
+    await this.extraGroups(calls, s, network.vpcId, ctx)
+    if (s.keypairName) await this.checkKeyPair(calls, s, ctx)
     const image = await resolveImage(calls, s, ctx.signal)
     if (image.sshUserTag && image.sshUserTag !== s.sshUser)
       ctx.log(`warning: image ${image.imageId} says its login user is ${image.sshUserTag}, not ${s.sshUser}: pass --amazonec2-ssh-user ${image.sshUserTag}`)
     await this.dryRun(calls, s, network, image, ctx)
+  }
+
+  /** `--amazonec2-security-group` as group ids of `vpcId`: every name or id must be a group there (a usage error otherwise). */
+  private async extraGroups(calls: Ec2Calls, s: Ec2Settings, vpcId: string, ctx: DriverContext): Promise<string[]> {
+    if (s.securityGroups.length === 0) return []
+    const out = await calls.call((api) => api.send(new DescribeSecurityGroupsCommand({Filters: [{Name: 'vpc-id', Values: [vpcId]}]})), ctx.signal)
+    const groups = out.SecurityGroups ?? []
+    return s.securityGroups.map((want) => {
+      const g = groups.find((x) => x.GroupId === want || x.GroupName === want)
+      if (!g) throw usageErr(`--amazonec2-security-group: no security group ${want} in ${vpcId}`, 'create it first, or give a group of the hosts\' VPC (aws ec2 describe-security-groups)')
+      return g.GroupId!
+    })
+  }
+
+  /** `--amazonec2-keypair-name` exists in the region and `--amazonec2-ssh-keypath` is a readable private key. */
+  private async checkKeyPair(calls: Ec2Calls, s: Ec2Settings, ctx: DriverContext): Promise<void> {
+    try {
+      await calls.call((api) => api.send(new DescribeKeyPairsCommand({KeyNames: [s.keypairName!]})), ctx.signal)
+    } catch (e) {
+      if (awsErrorCode(e) === 'InvalidKeyPair.NotFound') throw usageErr(`--amazonec2-keypair-name: no key pair ${s.keypairName} in ${s.region}`, 'aws ec2 describe-key-pairs lists them', e)
+      throw e
+    }
+    let text: string
+    try {
+      text = await fsp.readFile(s.sshKeyPath!, 'utf8')
+    } catch (e) {
+      throw usageErr(`--amazonec2-ssh-keypath: cannot read ${s.sshKeyPath} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, undefined, e)
+    }
+    if (!/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(text)) throw usageErr(`--amazonec2-ssh-keypath: ${s.sshKeyPath} is not a private key (OpenSSH or PEM)`)
   }
 
   private async dryRun(calls: Ec2Calls, s: Ec2Settings, network: Ec2Network, image: Ec2Image, ctx: DriverContext): Promise<void> {
@@ -241,18 +303,21 @@ export class AmazonEc2Driver implements Driver {
 
   /** Network, image, key pair and security group for a cluster: once per process, under the cluster lock. */
   private plan(s: Ec2Settings, cluster: ClusterSpec, ctx: DriverContext): Promise<LaunchPlan> {
-    const key = JSON.stringify([s.region, s.endpoint, s.profile, s.vpcId, s.subnetId, s.ami, s.architecture, s.adminCidrs, cluster.name, cluster.sshPublicKey])
+    const key = JSON.stringify([s.region, s.endpoint, s.profile, s.vpcId, s.subnetId, s.ami, s.architecture, s.adminCidrs, cluster.name, cluster.sshPublicKey, s.zone, s.securityGroups, s.keypairName, s.userDataPath])
     let p = this.plans.get(key)
     if (!p) {
       const {calls} = this.client(s)
       p = (async () => {
-        const network = await resolveNetwork(calls, s, ctx.signal)
+        const network = inZone(await resolveNetwork(calls, s, ctx.signal), s)
         const image = await resolveImage(calls, s, ctx.signal)
+        const extraGroupIds = await this.extraGroups(calls, s, network.vpcId, ctx)
+        const userData = s.userDataPath ? await readUserData(s.userDataPath) : undefined
         // One process per cluster and region sets up the shared resources; the others find them.
         return ctx.withLock(`cluster-${cluster.name}-${s.region}`, async () => {
-          const {keyName} = await ensureKeyPair(calls, cluster, ctx)
+          // With --amazonec2-keypair-name the operator's key pair is used and the cluster's is not made.
+          const keyName = s.keypairName ?? (await ensureKeyPair(calls, cluster, ctx)).keyName
           const groupId = await ensureSecurityGroup(calls, cluster.name, network.vpcId, s.adminCidrs, ctx)
-          return {network, image, groupId, keyName}
+          return {network, image, groupId, extraGroupIds, keyName, ...(userData !== undefined ? {userData} : {})}
         })
       })()
       this.plans.set(key, p)
@@ -418,7 +483,7 @@ export class AmazonEc2Driver implements Driver {
   }
 
   private runInput(s: Ec2Settings, plan: LaunchPlan, cluster: ClusterSpec, subnet: Subnet, pending: readonly HostSpec[], token: string): RunInstancesCommandInput {
-    const tags = [{Key: CLUSTER_TAG, Value: cluster.name}, ...(pending.length === 1 ? [{Key: NAME_TAG, Value: pending[0]!.name}] : [])]
+    const tags = [{Key: CLUSTER_TAG, Value: cluster.name}, ...(pending.length === 1 ? [{Key: NAME_TAG, Value: pending[0]!.name}] : []), ...s.tags]
     return {
       ImageId: plan.image.imageId,
       InstanceType: s.instanceType as RunInstancesCommandInput['InstanceType'],
@@ -426,13 +491,19 @@ export class AmazonEc2Driver implements Driver {
       MaxCount: pending.length,
       ClientToken: token,
       KeyName: plan.keyName,
-      NetworkInterfaces: [{DeviceIndex: 0, SubnetId: subnet.SubnetId, Groups: [plan.groupId], AssociatePublicIpAddress: true, DeleteOnTermination: true}],
+      NetworkInterfaces: [
+        {DeviceIndex: 0, SubnetId: subnet.SubnetId, Groups: [plan.groupId, ...plan.extraGroupIds], AssociatePublicIpAddress: !s.privateAddressOnly, DeleteOnTermination: true},
+      ],
       TagSpecifications: [
         {ResourceType: 'instance', Tags: tags},
-        {ResourceType: 'volume', Tags: [{Key: CLUSTER_TAG, Value: cluster.name}]},
+        {ResourceType: 'volume', Tags: [{Key: CLUSTER_TAG, Value: cluster.name}, ...s.tags]},
       ],
-      ...(s.rootSize && plan.image.rootDeviceName
-        ? {BlockDeviceMappings: [{DeviceName: plan.image.rootDeviceName, Ebs: {VolumeSize: s.rootSize, VolumeType: 'gp3', DeleteOnTermination: true}}]}
+      ...(s.zone ? {Placement: {AvailabilityZone: s.zone}} : {}),
+      ...(s.iamInstanceProfile ? {IamInstanceProfile: {...s.iamInstanceProfile}} : {}),
+      ...(s.monitoring ? {Monitoring: {Enabled: true}} : {}),
+      ...(plan.userData !== undefined ? {UserData: Buffer.from(plan.userData).toString('base64')} : {}),
+      ...(plan.image.rootDeviceName && (s.rootSize || s.volumeType !== 'gp3')
+        ? {BlockDeviceMappings: [{DeviceName: plan.image.rootDeviceName, Ebs: {...(s.rootSize ? {VolumeSize: s.rootSize} : {}), VolumeType: s.volumeType as 'gp3', DeleteOnTermination: true}}]}
         : {}),
       ...(s.spot ? {InstanceMarketOptions: {MarketType: 'spot', SpotOptions: {SpotInstanceType: 'one-time', InstanceInterruptionBehavior: 'terminate'}}} : {}),
       // IMDSv2 only: a token is required to read instance metadata from the host.
@@ -533,13 +604,14 @@ export class AmazonEc2Driver implements Driver {
   }
 
   private toMachine(i: Instance, s: Ec2Settings, plan?: LaunchPlan): Machine {
-    const address = i.PublicIpAddress ?? i.PrivateIpAddress
+    // --amazonec2-private-address-only / --amazonec2-use-private-address: Belt reaches the host in the VPC.
+    const address = s.privateAddressOnly || s.usePrivateAddress ? i.PrivateIpAddress : (i.PublicIpAddress ?? i.PrivateIpAddress)
     if (!address) throw new Error(`${i.InstanceId} is running but has no IP address`)
     return {
       id: i.InstanceId!,
       address,
       ...(i.PrivateIpAddress ? {privateAddress: i.PrivateIpAddress} : {}),
-      ssh: {user: s.sshUser, port: SSH_PORT},
+      ssh: {user: s.sshUser, port: SSH_PORT, ...(s.sshKeyPath ? {identityFile: s.sshKeyPath} : {})},
       data: {
         instanceId: i.InstanceId,
         region: s.region,
@@ -548,7 +620,7 @@ export class AmazonEc2Driver implements Driver {
         az: i.Placement?.AvailabilityZone,
         subnetId: i.SubnetId,
         vpcId: i.VpcId,
-        ...(plan ? {securityGroupId: plan.groupId, keyName: plan.keyName} : {}),
+        ...(plan ? {securityGroupId: plan.groupId, keyName: plan.keyName, ...(plan.extraGroupIds.length > 0 ? {extraSecurityGroupIds: [...plan.extraGroupIds]} : {})} : {}),
         ...(i.InstanceLifecycle === 'spot' ? {spot: true} : {}),
       },
     }
@@ -762,6 +834,40 @@ export class AmazonEc2Driver implements Driver {
     if (!(await waitForPort(machine.address, SSH_PORT, this.timing.sshTimeoutMs, {signal: ctx.signal})))
       throw new Error(`${machine.id} did not accept SSH at ${machine.address} within ${Math.round(this.timing.sshTimeoutMs / 1000)} s of the reboot`)
     return machine
+  }
+
+  /** The ingress rules of the cluster's security group(s) (every VPC), found by the cluster tag. */
+  async listPorts(cluster: string, options: DriverOptions, ctx: DriverContext): Promise<PortRule[]> {
+    const s = this.settings(options)
+    try {
+      return clusterPortRules(await findClusterGroups(this.client(s).calls, cluster, ctx.signal))
+    } catch (e) {
+      throw connectionError(e, s)
+    }
+  }
+
+  /**
+   * Publishes and closes ports on the cluster's security group(s), under the cluster lock: every
+   * group tagged with the cluster, or, when there is none yet, the group made in the hosts' VPC
+   * (with Belt's own rules), so the ports hold for hosts created afterwards.
+   */
+  async setPorts(cluster: string, change: PortChange, options: DriverOptions, ctx: DriverContext): Promise<PortRule[]> {
+    const s = this.settings(options)
+    const {calls} = this.client(s)
+    try {
+      return await ctx.withLock(`cluster-${cluster}-${s.region}`, async () => {
+        let groups = await findClusterGroups(calls, cluster, ctx.signal)
+        if (groups.length === 0) {
+          const network = inZone(await resolveNetwork(calls, s, ctx.signal), s)
+          await ensureSecurityGroup(calls, cluster, network.vpcId, s.adminCidrs, ctx)
+          groups = await findClusterGroups(calls, cluster, ctx.signal)
+        }
+        for (const g of groups) await setGroupPorts(calls, g, change, ctx)
+        return clusterPortRules(await findClusterGroups(calls, cluster, ctx.signal))
+      })
+    } catch (e) {
+      throw connectionError(e, s)
+    }
   }
 
   /**

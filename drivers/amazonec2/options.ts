@@ -81,4 +81,64 @@ export const amazonec2Options: readonly DriverOption[] = [
     env: 'AMAZONEC2_ADMIN_CIDR',
     default: ANYWHERE,
   },
+  {
+    name: 'zone',
+    description: "availability zone: a letter (a, b, ...; Docker Machine's form) or a full name (us-east-1a); hosts go to the VPC's subnet there",
+    env: 'AWS_ZONE',
+  },
+  {
+    name: 'volume-type',
+    description: 'EBS type of the root volume: gp3, gp2, io1, io2, st1, sc1 or standard',
+    env: 'AWS_VOLUME_TYPE',
+    default: 'gp3',
+  },
+  {
+    name: 'security-group',
+    description: "comma-separated security groups (names or sg- ids) of the hosts' VPC, attached besides the cluster's own group belt-<cluster>; they must exist",
+    env: 'AWS_SECURITY_GROUP',
+  },
+  {
+    name: 'iam-instance-profile',
+    description: 'IAM instance profile (name or ARN) given to every instance',
+    env: 'AWS_INSTANCE_PROFILE',
+  },
+  {
+    name: 'private-address-only',
+    description: 'no public IP address: Belt reaches the hosts on their private addresses (run Belt inside the VPC, or through a VPN)',
+    env: 'AMAZONEC2_PRIVATE_ADDRESS_ONLY',
+    boolean: true,
+  },
+  {
+    name: 'use-private-address',
+    description: 'keep the public IP address, but reach the hosts (SSH, Docker TLS) on their private addresses',
+    env: 'AMAZONEC2_USE_PRIVATE_ADDRESS',
+    boolean: true,
+  },
+  {
+    name: 'tags',
+    description: "extra tags for the instances and their volumes: key1,value1,key2,value2 (Docker Machine's form) or key1=value1,key2=value2",
+    env: 'AWS_TAGS',
+  },
+  {
+    name: 'userdata',
+    description: 'path to a user-data file (cloud-init or a script) passed to every instance (at most 16 KiB)',
+    env: 'AWS_USERDATA',
+    aliases: ['user-data'],
+  },
+  {
+    name: 'keypair-name',
+    description: 'an existing EC2 key pair to launch the instances with instead of the cluster key pair; needs --amazonec2-ssh-keypath, its private key, which Belt then logs in with',
+    env: 'AWS_KEYPAIR_NAME',
+  },
+  {
+    name: 'ssh-keypath',
+    description: 'private key file (OpenSSH or PEM) Belt logs in with; with --amazonec2-keypair-name it is that key pair\'s key, otherwise its public half (<path>.pub) is imported as the key pair belt-<cluster>-<fingerprint>',
+    env: 'AWS_SSH_KEYPATH',
+  },
+  {
+    name: 'monitoring',
+    description: 'detailed CloudWatch monitoring (1-minute metrics, billed)',
+    env: 'AMAZONEC2_MONITORING',
+    boolean: true,
+  },
 ]

@@ -1,3 +1,4 @@
+import path from 'node:path'
 import {UserError, ExitCode} from '../../src/errors.js'
 import type {DriverOptions} from '../driver.js'
 import {ANYWHERE} from './options.js'
@@ -18,6 +19,52 @@ export interface Ec2Settings {
   readonly adminCidrs: readonly string[]
   /** x86_64 or arm64, from the instance type. */
   readonly architecture: 'x86_64' | 'arm64'
+  /** Full availability zone name (`us-east-1a`), from `--amazonec2-zone`. */
+  readonly zone?: string
+  readonly volumeType: string
+  /** Extra security groups, by name or sg- id. */
+  readonly securityGroups: readonly string[]
+  /** `{Arn}` or `{Name}`. */
+  readonly iamInstanceProfile?: {readonly Arn: string} | {readonly Name: string}
+  readonly privateAddressOnly: boolean
+  readonly usePrivateAddress: boolean
+  /** Extra tags, in order; never `Name` or `belt:*`. */
+  readonly tags: readonly {readonly Key: string; readonly Value: string}[]
+  readonly userDataPath?: string
+  readonly keypairName?: string
+  /** Absolute path of the private key Belt logs in with (with `keypairName`). */
+  readonly sshKeyPath?: string
+  readonly monitoring: boolean
+}
+
+/** EBS volume types a root volume may have. */
+export const VOLUME_TYPES = ['gp3', 'gp2', 'io1', 'io2', 'st1', 'sc1', 'standard'] as const
+
+/** EC2's limit on user data (before base64). */
+export const USERDATA_MAX_BYTES = 16 * 1024
+
+/**
+ * `--amazonec2-tags`: Docker Machine's `k1,v1,k2,v2`, or `k1=v1,k2=v2`. Keys Belt sets itself
+ * (`Name`, `belt:*`) and `aws:*` are refused.
+ */
+export function parseTags(value: string | undefined): {Key: string; Value: string}[] {
+  const raw = (value ?? '').trim()
+  if (!raw) return []
+  const items = raw.split(',').map((x) => x.trim())
+  let pairs: [string, string][]
+  if (items.every((x) => x.includes('='))) pairs = items.map((x) => [x.slice(0, x.indexOf('=')).trim(), x.slice(x.indexOf('=') + 1).trim()])
+  else if (items.some((x) => x.includes('=')) || items.length % 2 !== 0)
+    throw usage(`--amazonec2-tags '${value}' is neither key1,value1,key2,value2 nor key1=value1,key2=value2`, 'E_OPTION_INVALID', 'e.g. team,web,env,prod or team=web,env=prod')
+  else pairs = Array.from({length: items.length / 2}, (_, i) => [items[2 * i]!, items[2 * i + 1]!])
+  const out: {Key: string; Value: string}[] = []
+  for (const [Key, Value] of pairs) {
+    if (!Key || Key.length > 128 || Value.length > 256) throw usage(`--amazonec2-tags: '${Key}' is not a tag key of 1 to 128 characters with a value of at most 256`, 'E_OPTION_INVALID')
+    if (Key === 'Name' || Key.startsWith('belt:') || Key.toLowerCase().startsWith('aws:'))
+      throw usage(`--amazonec2-tags: the key ${Key} is reserved (Belt sets Name and belt:*, AWS owns aws:*)`, 'E_OPTION_INVALID')
+    if (out.some((t) => t.Key === Key)) throw usage(`--amazonec2-tags: the key ${Key} is given twice`, 'E_OPTION_INVALID')
+    out.push({Key, Value})
+  }
+  return out
 }
 
 const usage = (message: string, code: string, hint?: string) => new UserError(message, {code, hint, exit: ExitCode.usage})
@@ -106,9 +153,50 @@ export function parseSettings(options: DriverOptions, env: NodeJS.ProcessEnv = p
   for (const c of adminCidrs)
     if (!parseCidr(c)) throw usage(`--amazonec2-admin-cidr '${c}' is not an IPv4 CIDR with zero host bits`, 'E_OPTION_INVALID', 'e.g. 203.0.113.7/32 or 198.51.100.0/24')
 
+  const zoneRaw = options.zone?.trim().toLowerCase() || undefined
+  let zone: string | undefined
+  if (zoneRaw) {
+    if (/^[a-z]$/.test(zoneRaw)) zone = `${region}${zoneRaw}`
+    else if (zoneRaw.startsWith(region) && /^[a-z]$/.test(zoneRaw.slice(region.length))) zone = zoneRaw
+    else throw usage(`--amazonec2-zone '${options.zone}' is not a zone of ${region}`, 'E_OPTION_INVALID', `a letter (a, b, c ...) or a full name such as ${region}a`)
+  }
+  const volumeType = (options['volume-type'] || 'gp3').trim()
+  if (!(VOLUME_TYPES as readonly string[]).includes(volumeType))
+    throw usage(`--amazonec2-volume-type '${volumeType}' is not an EBS volume type`, 'E_OPTION_INVALID', `one of ${VOLUME_TYPES.join(', ')}`)
+  const securityGroups = [...new Set((options['security-group'] ?? '').split(',').map((x) => x.trim()).filter(Boolean))]
+  for (const g of securityGroups)
+    if (!/^sg-[0-9a-f]{8,17}$/.test(g) && (g.startsWith('sg-') || !/^[\x20-\x7e]{1,255}$/.test(g)))
+      throw usage(`--amazonec2-security-group '${g}' is neither a security group id (sg-...) nor a group name`, 'E_OPTION_INVALID')
+  const profile = options['iam-instance-profile']?.trim() || undefined
+  let iamInstanceProfile: Ec2Settings['iamInstanceProfile']
+  if (profile) {
+    if (/^arn:aws[a-z-]*:iam::\d{12}:instance-profile\/[\w+=,.@/-]+$/.test(profile)) iamInstanceProfile = {Arn: profile}
+    else if (/^[\w+=,.@-]{1,128}$/.test(profile)) iamInstanceProfile = {Name: profile}
+    else throw usage(`--amazonec2-iam-instance-profile '${profile}' is neither an instance profile name nor its ARN`, 'E_OPTION_INVALID', 'e.g. my-profile or arn:aws:iam::123456789012:instance-profile/my-profile')
+  }
+  const privateAddressOnly = parseBooleanish(options['private-address-only'], 'amazonec2-private-address-only')
+  const usePrivateAddress = parseBooleanish(options['use-private-address'], 'amazonec2-use-private-address')
+  const keypairName = options['keypair-name']?.trim() || undefined
+  const keyPathRaw = options['ssh-keypath']?.trim() || undefined
+  if (keypairName && !/^[\x20-\x7e]{1,255}$/.test(keypairName)) throw usage(`--amazonec2-keypair-name '${keypairName}' is not a key pair name`, 'E_OPTION_INVALID')
+  if (keypairName && !keyPathRaw)
+    throw usage('--amazonec2-keypair-name needs --amazonec2-ssh-keypath: the private key of that key pair, which Belt logs in with', 'E_OPTION_INVALID')
+  if (keyPathRaw && !keypairName)
+    throw usage('--amazonec2-ssh-keypath needs --amazonec2-keypair-name: the key pair it belongs to', 'E_OPTION_INVALID', 'without both, Belt makes and imports its own cluster key')
+
   return {
     region,
     endpoint,
+    ...(zone ? {zone} : {}),
+    volumeType,
+    securityGroups,
+    ...(iamInstanceProfile ? {iamInstanceProfile} : {}),
+    privateAddressOnly,
+    usePrivateAddress,
+    tags: parseTags(options.tags),
+    ...(options.userdata?.trim() ? {userDataPath: options.userdata.trim()} : {}),
+    ...(keypairName ? {keypairName, sshKeyPath: path.resolve(keyPathRaw!)} : {}),
+    monitoring: parseBooleanish(options.monitoring, 'amazonec2-monitoring'),
     profile: options.profile?.trim() || undefined,
     instanceType,
     ami,

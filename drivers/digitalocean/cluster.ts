@@ -5,7 +5,7 @@
  */
 import {createHash} from 'node:crypto'
 import net from 'node:net'
-import type {ClusterSpec, DriverContext} from '../driver.js'
+import type {ClusterSpec, DriverContext, PortChange, PortRule, PortSpec} from '../driver.js'
 import {DoApiError, isNotFound, type DoClient} from './client.js'
 import type {DoDroplet, DoFirewall, DoFirewallRule, DoFirewallTarget, DoSshKey} from './types.js'
 
@@ -116,7 +116,20 @@ export async function ensureClusterResources(client: DoClient, cluster: ClusterS
     }
   }
 
-  const wanted = firewallRules(cluster.name, adminCidrs)
+  const firewall = await ensureFirewall(client, cluster.name, adminCidrs, ctx)
+  return {sshKeyId, firewallId: firewall.id}
+}
+
+/**
+ * The cluster's firewall `belt-<cluster>`, found by name or created with {@link firewallRules} and
+ * the cluster tag (the tag made first). Idempotent, like {@link ensureClusterResources}: a POST whose
+ * answer was lost is found by the next lookup. Call it under the cluster lock.
+ */
+export async function ensureFirewall(client: DoClient, cluster: string, adminCidrs: readonly string[], ctx: DriverContext): Promise<DoFirewall> {
+  const tag = clusterTag(cluster)
+  const name = resourceName(cluster)
+  await ensureTag(client, tag, ctx.signal)
+  const wanted = firewallRules(cluster, adminCidrs)
   for (let attempt = 0; ; attempt++) {
     const existing = (await client.listAll<DoFirewall>('/v2/firewalls', 'firewalls', {}, ctx.signal)).find((f) => f.name === name)
     if (existing) {
@@ -125,7 +138,7 @@ export async function ensureClusterResources(client: DoClient, cluster: ClusterS
       const adminNow = existing.inbound_rules?.find((r) => r.protocol === 'tcp' && r.ports === '22')?.sources.addresses ?? []
       if ([...adminNow].sort().join(',') !== [...adminCidrs].sort().join(','))
         ctx.log(`firewall ${name} allows SSH from ${adminNow.join(', ') || 'nobody'}, not ${adminCidrs.join(', ')}: change it in the control panel, or remove the cluster to recreate it`)
-      return {sshKeyId, firewallId: existing.id}
+      return existing
     }
     try {
       const {body} = await client.request<{firewall: DoFirewall}>({
@@ -136,7 +149,7 @@ export async function ensureClusterResources(client: DoClient, cluster: ClusterS
       })
       await ctx.journal({kind: 'firewall', id: body.firewall.id, action: 'created'})
       ctx.log(`created firewall ${name}: swarm ports between ${tag} droplets, 22 and 2376 from ${adminCidrs.join(', ')}`)
-      return {sshKeyId, firewallId: body.firewall.id}
+      return body.firewall
     } catch (e) {
       if (!(e instanceof DoApiError && e.ambiguous) || attempt >= 3) throw e
     }
@@ -180,4 +193,63 @@ export async function removeClusterResources(client: DoClient, cluster: string, 
     if (k.name === name && (await del(`/v2/account/keys/${k.id}`))) await ctx.journal({kind: 'ssh-key', id: String(k.id), action: 'deleted'})
   await del(`/v2/tags/${tag}`)
   return 0
+}
+
+/** Any IPv4 or IPv6 address: the sources of a published port. */
+export const ANYWHERE: readonly string[] = ['0.0.0.0/0', '::/0']
+
+/** Ports Belt's own rules hold (SSH and the Docker API from the admin CIDR): never published or closed by `setPorts`. */
+export const ADMIN_PORTS: ReadonlySet<number> = new Set([22, 2376])
+
+const portString = (p: PortSpec): string => (p.endPort !== undefined && p.endPort !== p.port ? `${p.port}-${p.endPort}` : String(p.port))
+
+/** The inbound rule that publishes `p` to any address. */
+export const publishedRule = (p: PortSpec): Inbound => ({protocol: p.protocol, ports: portString(p), sources: {addresses: [...ANYWHERE]}})
+
+/** A firewall's inbound rules as Belt reports them: the cluster's (by tag), SSH/Docker TLS (admin), and published ports. */
+export function portRules(f: Pick<DoFirewall, 'inbound_rules'> | undefined, cluster: string): PortRule[] {
+  const tag = clusterTag(cluster)
+  return (f?.inbound_rules ?? []).map((r): PortRule => {
+    const fromCluster = (r.sources.tags ?? []).includes(tag)
+    const sources = [...(r.sources.addresses ?? []), ...(fromCluster ? ['cluster'] : []), ...(r.sources.tags ?? []).filter((t) => t !== tag).map((t) => `tag:${t}`)]
+    const first = Number(r.ports.split('-')[0])
+    const role: PortRule['role'] = fromCluster ? 'cluster' : r.protocol === 'tcp' && ADMIN_PORTS.has(first) && !r.ports.includes('-') ? 'admin' : 'published'
+    return {protocol: r.protocol as PortRule['protocol'], ports: r.protocol === 'icmp' ? 'all' : r.ports === '0' ? 'all' : r.ports, sources, role}
+  })
+}
+
+const sameRule = (a: {protocol: string; ports: string}, b: {protocol: string; ports: string}) => a.protocol === b.protocol && a.ports === b.ports
+const isPublished = (r: Inbound) => [...ANYWHERE].every((x) => r.sources.addresses?.includes(x)) && (r.sources.addresses?.length ?? 0) === ANYWHERE.length && !r.sources.tags?.length && !r.sources.droplet_ids?.length
+
+/**
+ * Publishes and withdraws ports on the cluster's firewall: one `POST /v2/firewalls/{id}/rules` with
+ * the rules it lacks, one `DELETE /v2/firewalls/{id}/rules` with the published rules to close (only
+ * rules whose sources are exactly any address, so SSH from a wide admin CIDR is never taken for a
+ * published port). Resolves with the firewall's rules after the change.
+ */
+export async function setFirewallPorts(client: DoClient, firewall: DoFirewall, cluster: string, change: PortChange, ctx: DriverContext): Promise<PortRule[]> {
+  let inbound = [...(firewall.inbound_rules ?? [])] as Inbound[]
+  const add = change.open.map(publishedRule).filter((w, i, all) => all.findIndex((x) => sameRule(x, w)) === i && !inbound.some((r) => isPublished(r) && sameRule(r, w)))
+  const del = change.close.map(publishedRule).flatMap((w) => inbound.filter((r) => isPublished(r) && sameRule(r, w)))
+  if (add.length > 0) {
+    await client.request({method: 'POST', path: `/v2/firewalls/${firewall.id}/rules`, body: {inbound_rules: add}, retrySafe: true, signal: ctx.signal})
+    inbound = [...inbound, ...add]
+    ctx.log(`firewall ${firewall.name}: published ${add.map((r) => `${r.ports}/${r.protocol}`).join(', ')} to any address`)
+  }
+  if (del.length > 0) {
+    try {
+      await client.request({method: 'DELETE', path: `/v2/firewalls/${firewall.id}/rules`, body: {inbound_rules: del}, retrySafe: true, signal: ctx.signal})
+    } catch (e) {
+      if (!isNotFound(e)) throw e
+    }
+    inbound = inbound.filter((r) => !del.includes(r))
+    ctx.log(`firewall ${firewall.name}: closed ${del.map((r) => `${r.ports}/${r.protocol}`).join(', ')}`)
+  }
+  return portRules({inbound_rules: inbound}, cluster)
+}
+
+/** The cluster's firewall, found by name; undefined when it has none. */
+export async function findFirewall(client: DoClient, cluster: string, signal?: AbortSignal): Promise<DoFirewall | undefined> {
+  const name = resourceName(cluster)
+  return (await client.listAll<DoFirewall>('/v2/firewalls', 'firewalls', {}, signal)).find((f) => f.name === name)
 }

@@ -5,9 +5,9 @@
  */
 import pLimit from 'p-limit'
 import {ExitCode, UserError, environmentError, usageError} from '../../src/errors.js'
-import type {ClusterSpec, Driver, DriverContext, DriverOptions, HostSpec, Machine, MachineState, ResourceId} from '../driver.js'
+import type {ClusterSpec, Driver, DriverContext, DriverOptions, HostSpec, Machine, MachineState, PortChange, PortRule, ResourceId} from '../driver.js'
 import {DoApiError, isNotFound, sharedClient, type DoClient} from './client.js'
-import {BELT_TAG, clusterTag, ensureClusterResources, removeClusterResources, type ClusterResources} from './cluster.js'
+import {BELT_TAG, clusterTag, ensureClusterResources, ensureFirewall, findFirewall, portRules, removeClusterResources, setFirewallPorts, type ClusterResources} from './cluster.js'
 import {digitaloceanDescription, digitaloceanOptions} from './options.js'
 import {realSleep, type Sleep} from './rate-gate.js'
 import {imageRef, parseSettings, readUserData, type DoSettings} from './settings.js'
@@ -111,6 +111,15 @@ export class DigitalOceanDriver implements Driver {
     if (image.regions.length > 0 && !image.regions.includes(s.region))
       throw usageError(`--digitalocean-image: ${s.image} is not available in ${s.region}`, 'E_DO_IMAGE_REGION', `regions that have it: ${image.regions.join(', ')}`)
     if (image.status && image.status !== 'available') throw usageError(`--digitalocean-image: ${s.image} is ${image.status}`, 'E_DO_IMAGE')
+    if (s.sshKeyFingerprint) {
+      try {
+        await client.get(`/v2/account/keys/${encodeURIComponent(s.sshKeyFingerprint)}`, undefined, ctx.signal)
+      } catch (e) {
+        if (isNotFound(e))
+          throw usageError(`--digitalocean-ssh-key-fingerprint: no SSH key ${s.sshKeyFingerprint} in this account`, 'E_DO_SSH_KEY', 'list the account\'s keys with: doctl compute ssh-key list')
+        throw apiUserError(e, client)
+      }
+    }
   }
 
   async create(spec: HostSpec, ctx: DriverContext): Promise<Machine> {
@@ -213,12 +222,13 @@ export class DigitalOceanDriver implements Driver {
         region: s.region,
         size: s.size,
         image: imageRef(s.image),
-        ssh_keys: [shared.sshKeyId],
+        ssh_keys: [shared.sshKeyId, ...(s.sshKeyFingerprint ? [/^\d+$/.test(s.sshKeyFingerprint) ? Number(s.sshKeyFingerprint) : s.sshKeyFingerprint] : [])],
         tags: [...new Set([BELT_TAG, clusterTag(cluster), ...s.tags])],
         ...(userData !== undefined ? {user_data: userData} : {}),
         ...(s.vpcUuid ? {vpc_uuid: s.vpcUuid} : {}),
-        ipv6: false,
-        monitoring: false,
+        ipv6: s.ipv6,
+        monitoring: s.monitoring,
+        ...(s.backups ? {backups: true} : {}),
       }
       try {
         const {body: res} = await client.request<{droplet?: DoDroplet; droplets?: DoDroplet[]}>({method: 'POST', path: '/v2/droplets', body, signal: ctx.signal, letFinish: true})
@@ -523,6 +533,31 @@ export class DigitalOceanDriver implements Driver {
       action = (await client.get<{action: DoAction}>(`/v2/droplets/${id}/actions/${action.id}`, undefined, ctx.signal)).action
     }
     if (action.status === 'errored') throw new Error(`${type} of droplet ${id} failed (action ${action.id} errored)`)
+  }
+
+  /** The inbound rules of the cluster's firewall `belt-<cluster>` (none when it has no firewall yet). */
+  async listPorts(cluster: string, options: DriverOptions, ctx: DriverContext): Promise<PortRule[]> {
+    const client = this.client(parseSettings(options))
+    try {
+      return portRules(await findFirewall(client, cluster, ctx.signal), cluster)
+    } catch (e) {
+      throw apiUserError(e, client)
+    }
+  }
+
+  /**
+   * Publishes and closes ports on the cluster's firewall (created first, with Belt's own rules, when
+   * the cluster has none yet), under the cluster lock: the firewall applies by tag to every droplet
+   * of the cluster, those created later included.
+   */
+  async setPorts(cluster: string, change: PortChange, options: DriverOptions, ctx: DriverContext): Promise<PortRule[]> {
+    const s = parseSettings(options)
+    const client = this.client(s)
+    try {
+      return await ctx.withLock(`cluster-${cluster}`, async () => setFirewallPorts(client, await ensureFirewall(client, cluster, s.adminCidrs, ctx), cluster, change, ctx))
+    } catch (e) {
+      throw apiUserError(e, client)
+    }
   }
 
   async removeCluster(cluster: string, options: DriverOptions, ctx: DriverContext): Promise<void> {

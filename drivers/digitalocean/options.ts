@@ -76,8 +76,34 @@ export const digitaloceanOptions: readonly DriverOption[] = [
   },
   {
     name: 'user-data',
-    description: 'path to a cloud-init file passed to every droplet as user data (at most 64 KiB)',
+    description: 'path to a cloud-init file passed to every droplet as user data (at most 64 KiB); Docker Machine\'s --digitalocean-userdata and DIGITALOCEAN_USERDATA are accepted too',
     env: 'DIGITALOCEAN_USER_DATA',
+    aliases: ['userdata'],
+    envAliases: ['DIGITALOCEAN_USERDATA'],
+  },
+  {
+    name: 'ipv6',
+    description: 'give each droplet a public IPv6 address as well (Belt still reaches it over IPv4)',
+    env: 'DIGITALOCEAN_IPV6',
+    boolean: true,
+  },
+  {
+    name: 'monitoring',
+    description: "install DigitalOcean's metrics agent on each droplet (free; graphs and alerts in the control panel)",
+    env: 'DIGITALOCEAN_MONITORING',
+    boolean: true,
+  },
+  {
+    name: 'backups',
+    description: 'enable weekly droplet backups (billed: 20% of the droplet price)',
+    env: 'DIGITALOCEAN_BACKUPS',
+    boolean: true,
+  },
+  {
+    name: 'ssh-key-fingerprint',
+    description:
+      "MD5 fingerprint (aa:bb:...) or id of an SSH key already in the account, added to every droplet besides the cluster key, so that key logs in too (Belt itself logs in with the cluster key)",
+    env: 'DIGITALOCEAN_SSH_KEY_FINGERPRINT',
   },
   {
     name: 'tags',

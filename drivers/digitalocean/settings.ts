@@ -17,6 +17,11 @@ export interface DoSettings {
   readonly adminCidrs: readonly string[]
   readonly userDataPath?: string
   readonly tags: readonly string[]
+  readonly ipv6: boolean
+  readonly monitoring: boolean
+  readonly backups: boolean
+  /** `--digitalocean-ssh-key-fingerprint`: an account key added to every droplet (MD5 fingerprint, or a numeric id). */
+  readonly sshKeyFingerprint?: string
   /** `--digitalocean-active-timeout` in ms, when given (the driver's default otherwise). */
   readonly activeTimeoutMs?: number
 }
@@ -25,6 +30,7 @@ export interface DoSettings {
 export const USER_DATA_MAX_BYTES = 64 * 1024
 
 const TAG = /^[a-zA-Z0-9_\-:]+$/
+const FINGERPRINT = /^([0-9a-f]{2}:){15}[0-9a-f]{2}$/
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 
 const bad = (flag: string, message: string, hint?: string) => usageError(`--digitalocean-${flag}: ${message}`, 'E_DO_OPTION', hint)
@@ -67,6 +73,17 @@ export function parseSettings(options: DriverOptions): DoSettings {
     .map((t) => t.trim())
     .filter(Boolean)
   for (const t of tags) if (!TAG.test(t) || t.length > 255) throw bad('tags', `'${t}' is not a tag (letters, digits, _ - :)`)
+  const flag = (name: string): boolean => {
+    const v = (options[name] ?? 'false').trim().toLowerCase()
+    if (v !== 'true' && v !== 'false') throw bad(name, `'${options[name]}' is neither true nor false`)
+    return v === 'true'
+  }
+  const ipv6 = flag('ipv6')
+  const monitoring = flag('monitoring')
+  const backups = flag('backups')
+  const fp = options['ssh-key-fingerprint']?.trim().toLowerCase() || undefined
+  if (fp && !FINGERPRINT.test(fp) && !/^[1-9]\d{0,15}$/.test(fp))
+    throw bad('ssh-key-fingerprint', `'${options['ssh-key-fingerprint']}' is not an MD5 key fingerprint or a key id`, 'e.g. 3b:16:bf:e4:8b:00:8b:b8:59:8c:a9:d3:f0:19:45:fa (doctl compute ssh-key list)')
   const at = options['active-timeout']?.trim()
   if (at !== undefined && at !== '' && !(/^[0-9]+$/.test(at) && Number(at) >= 1 && Number(at) <= 3600)) throw bad('active-timeout', `'${at}' is not a whole number of seconds from 1 to 3600`)
   return {
@@ -82,6 +99,10 @@ export function parseSettings(options: DriverOptions): DoSettings {
     adminCidrs: cidrs,
     userDataPath: options['user-data']?.trim() || undefined,
     tags,
+    ipv6,
+    monitoring,
+    backups,
+    ...(fp ? {sshKeyFingerprint: fp} : {}),
   }
 }
 

@@ -160,6 +160,7 @@ export interface DoDropletCreate {
   vpc_uuid?: string
   ipv6?: boolean
   monitoring?: boolean
+  backups?: boolean
 }
 
 /** Droplet action types Belt sends (`#/components/schemas/droplet_action`). */

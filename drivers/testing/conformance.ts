@@ -8,7 +8,7 @@
  */
 import {tcpAccepts} from '../tcp.js'
 import {afterAll, describe, expect, it} from 'vitest'
-import type {ClusterSpec, Driver, DriverContext, DriverOptions, JournalEntry, Machine} from '../driver.js'
+import type {ClusterSpec, Driver, DriverContext, DriverOptions, JournalEntry, Machine, PortRule} from '../driver.js'
 
 export interface ConformanceHarness {
   /** Label for the describe block. */
@@ -127,6 +127,26 @@ export function describeDriverConformance(h: ConformanceHarness): void {
         created[0] = await d.start(created[0]!, h.options, h.context)
         expect(await d.state(created[0]!, h.options, h.context)).toBe('running')
       }
+    })
+
+    it('optional ports: setPorts and listPorts come together, publish and withdraw idempotently, and keep Belt\'s own rules', async () => {
+      const d = await h.makeDriver()
+      expect(Boolean(d.setPorts)).toBe(Boolean(d.listPorts))
+      if (!d.setPorts || !d.listPorts) return
+      const cluster = h.cluster.name
+      const published = (rules: readonly PortRule[]) => rules.filter((r) => r.role === 'published').map((r) => `${r.ports}/${r.protocol}`).sort()
+      const before = await d.listPorts(cluster, h.options, h.context)
+      const own = before.filter((r) => r.role !== 'published')
+      const opened = await d.setPorts(cluster, {open: [{protocol: 'tcp', port: 8080}, {protocol: 'udp', port: 5353}], close: []}, h.options, h.context)
+      expect(published(opened)).toEqual([...new Set([...published(before), '8080/tcp', '5353/udp'])].sort())
+      // Twice is once; a fresh driver object reads what the first one wrote.
+      await d.setPorts(cluster, {open: [{protocol: 'tcp', port: 8080}], close: []}, h.options, h.context)
+      expect(published(await (await h.makeDriver()).listPorts!(cluster, h.options, h.context))).toEqual(published(opened))
+      const closed = await d.setPorts(cluster, {open: [], close: [{protocol: 'tcp', port: 8080}, {protocol: 'udp', port: 5353}, {protocol: 'tcp', port: 9}]}, h.options, h.context)
+      expect(published(closed)).toEqual(published(before))
+      // The hosts exist (created above), so the firewall did before: Belt's own rules are as they were.
+      expect(own.some((r) => r.role === 'admin') && own.some((r) => r.role === 'cluster')).toBe(true)
+      expect(closed.filter((r) => r.role !== 'published')).toEqual(own)
     })
 
     it('an interrupted create is finished without a second resource, and its leftovers are removable', async () => {

@@ -5,6 +5,7 @@ import {usageError} from '../errors.js'
 import {expandNames, nextNames} from '../names.js'
 import {engineConfigFrom, engineFlags} from '../engine-flags.js'
 import {runCreatePipeline} from '../services/pipeline.js'
+import {parsePorts} from '../services/ports.js'
 import {swarmFlags, swarmSettingsFrom} from '../swarm-flags.js'
 import {finishSwarmBatch} from '../ui/swarm-summary.js'
 import {resolveDriverOptions} from '../services/driver-context.js'
@@ -15,16 +16,22 @@ import type {BatchPhase} from '../ui/reporter.js'
 
 /** `--<driver>-<option>` for every driver's options, each with its env var, grouped by driver in help. */
 function driverFlags() {
-  const flags: Record<string, Interfaces.OptionFlag<string | undefined>> = {}
+  const flags: Record<string, Interfaces.OptionFlag<string | undefined> | Interfaces.BooleanFlag<boolean | undefined>> = {}
   for (const d of drivers)
-    for (const o of d.options)
-      flags[flagName(d.name, o.name)] = Flags.string({
-        multiple: false,
-        description: o.description + (o.default !== undefined ? ` [default: ${o.default}]` : ''),
-        env: o.env,
-        options: o.choices ? [...o.choices] : undefined,
-        helpGroup: d.name.toUpperCase(),
-      })
+    for (const o of d.options) {
+      const aliases = o.aliases?.map((a) => flagName(d.name, a))
+      // Docker Machine's boolean flags are given bare (--digitalocean-ipv6): so are these.
+      flags[flagName(d.name, o.name)] = o.boolean
+        ? (Flags.boolean({description: o.description, env: o.env, allowNo: true, aliases, helpGroup: d.name.toUpperCase()}) as Interfaces.BooleanFlag<boolean | undefined>)
+        : Flags.string({
+            multiple: false,
+            description: o.description + (o.default !== undefined ? ` [default: ${o.default}]` : ''),
+            env: o.env,
+            aliases,
+            options: o.choices ? [...o.choices] : undefined,
+            helpGroup: d.name.toUpperCase(),
+          })
+    }
   return flags
 }
 
@@ -58,6 +65,11 @@ Ctrl-C: the first one starts nothing new and lets requests in flight return, so 
     ...swarmFlags,
     bootstrap: Flags.boolean({description: 'install and configure the Docker engine with mutual TLS on each host as soon as it is created', default: true, allowNo: true}),
     'bootstrap-concurrency': Flags.integer({description: 'hosts bootstrapped at once [default: per driver, local 8]', min: 1}),
+    'open-port': Flags.string({
+      description: "publish PORT[/tcp|udp] (or FROM-TO) to any address on the cluster's cloud firewall, for every host of the cluster (repeatable; tcp by default). Later: belt ports open|close|ls",
+      multiple: true,
+      multipleNonGreedy: true,
+    }),
     ...engineFlags,
     ...driverFlags(),
   }
@@ -72,7 +84,10 @@ Ctrl-C: the first one starts nothing new and lets requests in flight return, so 
 
     const entry = findDriver(await this.chooseDriver())!
     const given: Record<string, string | undefined> = {}
-    for (const o of entry.options) given[o.name] = (this.flags as Record<string, unknown>)[flagName(entry.name, o.name)] as string | undefined
+    for (const o of entry.options) {
+      const v = (this.flags as Record<string, unknown>)[flagName(entry.name, o.name)]
+      given[o.name] = typeof v === 'boolean' ? String(v) : (v as string | undefined)
+    }
     let {options, persistable, missing} = resolveDriverOptions(entry, given)
     if (missing.length > 0) {
       if (!canPrompt()) {
@@ -95,6 +110,7 @@ Ctrl-C: the first one starts nothing new and lets requests in flight return, so 
     }
 
     if (this.flags.swarm && !this.flags.bootstrap) throw usageError('--swarm needs the engines: drop --no-bootstrap', 'E_SWARM_NO_BOOTSTRAP')
+    const openPorts = parsePorts(this.flags['open-port'] ?? [], '--open-port')
     const signal = this.interruptSignal()
     const startedAt = Date.now()
     const store = this.openStore()
@@ -115,6 +131,7 @@ Ctrl-C: the first one starts nothing new and lets requests in flight return, so 
       reporter,
       command: commandLine(this.id ?? 'create', this.argv, entry.name, entry.options),
       signal,
+      openPorts,
     }).finally(() => reporter.stop())
     // Every non-secret option again (values from the environment included), so that the line does
     // exactly this batch's work: same driver options, cluster, engine and swarm settings.

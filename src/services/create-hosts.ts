@@ -1,4 +1,4 @@
-import type {Driver, DriverOptions, HostSpec, Machine} from '../../drivers/driver.js'
+import type {Driver, DriverOptions, HostSpec, Machine, PortSpec} from '../../drivers/driver.js'
 import type {DriverEntry} from '../../drivers/registry.js'
 import {oneLine, usageError} from '../errors.js'
 import {expandNames, nextNames, summarizeNames} from '../names.js'
@@ -10,6 +10,7 @@ import type {HostRecord} from '../store/types.js'
 import {seconds, type BatchPhase, type Reporter} from '../ui/reporter.js'
 import {ensureClusterKey} from './cluster-key.js'
 import {driverContext} from './driver-context.js'
+import {formatPort, noFirewallError} from './ports.js'
 
 /** Which hosts to create: explicit names/patterns, or `--count N --prefix P`. */
 export type HostSelection = {patterns: readonly string[]} | {count: number; prefix: string}
@@ -33,6 +34,8 @@ export interface CreateHostsRequest {
    * phases); its outcome replaces the create outcome. It bounds its own concurrency.
    */
   next?: (name: string) => Promise<HostOutcome>
+  /** `--open-port`: published on the cluster's cloud firewall after preflight, before any host is created. */
+  openPorts?: readonly PortSpec[]
 }
 
 /** One host's outcome. A batch reports every host; failed ones carry the error. */
@@ -161,10 +164,16 @@ export async function createHosts(req: CreateHostsRequest): Promise<HostOutcome[
   plan(existing)
 
   const driver = await req.driver.load()
+  if (req.openPorts?.length && !driver.setPorts) throw noFirewallError(req.driver.name)
   // Options and credentials are checked before anything exists in the store: a usage error leaves nothing behind.
   await driver.preflight(req.options, await driverContext(store, req.driver.name, reporter, {signal: req.signal, noDirs: true}))
   await store.init()
   const clusterKey = await ensureClusterKey(store, req.cluster)
+  if (req.openPorts?.length) {
+    // The firewall holds for every host of the cluster: published once, before the hosts exist.
+    await driver.setPorts!(req.cluster, {open: req.openPorts, close: []}, req.options, await driverContext(store, req.driver.name, reporter, {signal: req.signal}))
+    reporter.info(`Published ${req.openPorts.map(formatPort).join(', ')} to any address on the cluster ${req.cluster}'s firewall`)
+  }
   const startedAt = new Date().toISOString()
   const batch: CreateBatch = {schemaVersion: BATCH_SCHEMA_VERSION, selection, cluster: req.cluster, driver: req.driver.name, names: [], state: 'running', pid: process.pid, startedAt: resuming?.startedAt ?? startedAt, updatedAt: startedAt}
   // The batch is written under the names lock before its records: a kill at any point leaves

@@ -65,7 +65,7 @@ export function resolveDriverOptions(
     const v =
       persisted && isPinned(o)
         ? (persisted[o.name] ?? o.default)
-        : (given[o.name] ?? (o.env ? env[o.env] || undefined : undefined) ?? persisted?.[o.name] ?? o.default)
+        : (given[o.name] ?? (o.env ? env[o.env] || undefined : undefined) ?? o.envAliases?.map((n) => env[n] || undefined).find((x) => x !== undefined) ?? persisted?.[o.name] ?? o.default)
     options[o.name] = v
     if (v === undefined && o.required) missing.push(o.name)
     if (v !== undefined && !o.secret) persistable[o.name] = v

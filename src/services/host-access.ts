@@ -51,7 +51,8 @@ export async function openHost(store: Store, r: HostRecord, opts: OpenHostOption
     port: m.ssh.port,
     username: m.ssh.user,
     privateKey,
-    ...(proxy ? {via: {host: proxy.host, port: proxy.port, username: proxy.user, privateKey, hostName: `the SSH proxy of ${r.name}`, knownHostKeys: [...(proxy.hostKeys ?? [])]}} : {}),
+    ...(m.ssh.identityFile ? {keyFile: m.ssh.identityFile} : {}),
+    ...(proxy ? {via: {host: proxy.host, port: proxy.port, username: proxy.user, privateKey, keyFile: m.ssh.identityFile, hostName: `the SSH proxy of ${r.name}`, knownHostKeys: [...(proxy.hostKeys ?? [])]}} : {}),
     hostName: r.name,
     knownHostKeys: r.hostKeys ? [...r.hostKeys] : [],
     onFirstContact: async (key: string) => {

@@ -33,6 +33,8 @@ export interface SshConnectOptions {
    * `host:port` through a channel it forwards; the jump connection closes with this one.
    */
   via?: SshConnectOptions
+  /** The operator's key file, when it is not the cluster key: named when the host refuses it. */
+  keyFile?: string
 }
 
 /** The host-key algorithms a client may accept for a pinned key type. */
@@ -257,10 +259,10 @@ function connectOne(o: SshConnectOptions, sock?: ClientChannel): Promise<SshRemo
       }
       if (e.level === 'client-authentication')
         return fail(
-          new UserError(`${o.hostName} (${o.host}) refused belt's SSH key for user ${o.username}`, {
+          new UserError(`${o.hostName} (${o.host}) refused ${o.keyFile ? `the SSH key ${o.keyFile}` : "belt's SSH key"} for user ${o.username}`, {
             code: 'E_SSH_AUTH',
             exit: ExitCode.environment,
-            hint: 'check that the cluster key is in the host\'s authorized_keys',
+            hint: o.keyFile ? `put ${o.keyFile}.pub in ${o.username}'s authorized_keys on the host` : 'check that the cluster key is in the host\'s authorized_keys',
             cause: e,
           }),
         )

@@ -129,5 +129,10 @@ describe('generic driver: hosts made outside Belt', () => {
     expect(twice.code).toBe(4)
     expect(twice.stderr).toContain('already host gen4b')
     await belt(['rm', '-y', '--force', 'gen4c'], {store})
+    // A host that stops accepting the operator's key: the line names that key, not Belt's.
+    await lab.exec(g4, ': > /root/.ssh/authorized_keys')
+    const refused = await belt(['ssh', 'gen4b', 'true'], {store})
+    expect(refused.code).toBe(5)
+    expect(refused.stderr).toContain(`refused the SSH key ${lab.keyFile} for user root`)
   })
 })

@@ -78,6 +78,9 @@ interface Instance {
   readonly rootDeviceName: string
   readonly spot: boolean
   readonly publicIpWanted: boolean
+  readonly monitoring: boolean
+  /** Name or ARN, as given. */
+  readonly iamInstanceProfile?: string
   state: StateName
   stateReason?: {code: string; message: string}
   transitionReason: string
@@ -235,6 +238,8 @@ export class Ec2Cloud {
         return this.createSecurityGroup(w, p)
       case 'AuthorizeSecurityGroupIngress':
         return this.authorizeIngress(w, p)
+      case 'RevokeSecurityGroupIngress':
+        return this.revokeIngress(w, p)
       case 'DescribeSecurityGroups':
         return this.describeSecurityGroups(w, p)
       case 'DeleteSecurityGroup':
@@ -304,6 +309,16 @@ export class Ec2Cloud {
       if (g.vpcId !== subnet.vpcId) throw new Ec2Error('InvalidParameter', `Security group ${id} and subnet ${subnet.id} belong to different networks.`)
     }
     if (groupIds.length === 0) groupIds.push([...w.groups.values()].find((g) => g.vpcId === subnet!.vpcId && g.name === 'default')!.id)
+    const placementAz = str(sub(p, 'Placement'), 'AvailabilityZone')
+    if (placementAz && placementAz !== subnet.az)
+      throw new Ec2Error('InvalidParameterCombination', `The specified Availability Zone ${placementAz} does not match the subnet ${subnet.id} (${subnet.az}).`)
+    for (const bdm of objList(p, 'BlockDeviceMapping')) {
+      const vt = str(sub(bdm, 'Ebs'), 'VolumeType')
+      if (vt && !['gp3', 'gp2', 'io1', 'io2', 'st1', 'sc1', 'standard'].includes(vt)) throw new Ec2Error('InvalidParameterValue', `Value (${vt}) for parameter volumeType is invalid.`)
+    }
+    const monitoring = bool(sub(p, 'Monitoring'), 'Enabled') ?? false
+    const profile = sub(p, 'IamInstanceProfile')
+    const iamInstanceProfile = str(profile, 'Arn') ?? str(profile, 'Name')
     const publicIpWanted = bool(ni, 'AssociatePublicIpAddress') ?? subnet.mapPublicIp
     const market = sub(p, 'InstanceMarketOptions')
     const spot = str(market, 'MarketType') === 'spot'
@@ -357,6 +372,8 @@ export class Ec2Cloud {
         rootDeviceName: image.rootDeviceName,
         spot,
         publicIpWanted,
+        monitoring,
+        ...(iamInstanceProfile ? {iamInstanceProfile} : {}),
         state: 'pending',
         transitionReason: '',
         backingStopped: false,
@@ -396,7 +413,10 @@ export class Ec2Cloud {
       instanceType: i.instanceType,
       launchTime: i.launchTime,
       placement: {availabilityZone: i.az, groupName: '', tenancy: 'default'},
-      monitoring: {state: 'disabled'},
+      monitoring: {state: i.monitoring ? 'enabled' : 'disabled'},
+      iamInstanceProfile: i.iamInstanceProfile
+        ? {arn: i.iamInstanceProfile.startsWith('arn:') ? i.iamInstanceProfile : `arn:aws:iam::${this.opts.accountId}:instance-profile/${i.iamInstanceProfile}`, id: 'AIPA' + i.id.slice(2, 19).toUpperCase()}
+        : undefined,
       subnetId: i.subnetId,
       vpcId: i.vpcId,
       privateIpAddress: i.privateIp,
@@ -858,6 +878,24 @@ export class Ec2Cloud {
         })),
       ),
     }
+  }
+
+  /**
+   * Removes ingress rules matched by protocol, ports and source (descriptions aside). As EC2 does
+   * since 2021, a rule that is not there fails the call with InvalidPermission.NotFound only when
+   * none of the given rules matched.
+   */
+  private revokeIngress(w: World, p: Params): Record<string, unknown> {
+    const g = this.group(w, p)
+    const rules = this.rules(w, p)
+    const same = (a: Rule, b: Rule) => a.protocol === b.protocol && a.from === b.from && a.to === b.to && a.cidr === b.cidr && a.groupId === b.groupId
+    const unknown = rules.filter((r) => !g.ingress.some((x) => same(x, r)))
+    if (unknown.length === rules.length)
+      throw new Ec2Error('InvalidPermission.NotFound', `The specified rule does not exist in this security group.`)
+    this.dryRun(p)
+    const kept = g.ingress.filter((x) => !rules.some((r) => same(x, r)))
+    g.ingress.splice(0, g.ingress.length, ...kept)
+    return {return: true, ...(unknown.length > 0 ? {unknownIpPermissionSet: this.permissionsView(unknown)} : {})}
   }
 
   private permissionsView(rules: readonly Rule[]): {item: object[]} | '' {

@@ -45,6 +45,11 @@ export interface Ec2EmulatorOptions {
   readonly imageLoginUser?: string
   /** One line per instance change and per failed request; never credentials, headers or bodies. */
   readonly log?: (line: string) => void
+  /**
+   * Every signed request's action and decoded parameters, before it is handled (for tests that check
+   * what a client sent). Parameters never hold credentials: SigV4 keeps them in the headers.
+   */
+  readonly onRequest?: (action: string, params: Readonly<Record<string, unknown>>) => void
 }
 
 /** What the emulator saw, for benchmarks and tests. */
@@ -119,6 +124,7 @@ export class Ec2Emulator {
   private faultThrottle: number
   private readonly random: () => number
   private readonly log: (line: string) => void
+  private readonly onRequest?: Ec2EmulatorOptions['onRequest']
 
   private constructor(
     private readonly server: http.Server,
@@ -130,6 +136,7 @@ export class Ec2Emulator {
     this.faultThrottle = opts.faultThrottle ?? 0
     this.bucket = opts.rateLimit ? new TokenBucket(opts.rateLimit, Math.max(1, opts.rateLimit)) : undefined
     this.log = opts.log ?? (() => undefined)
+    this.onRequest = opts.onRequest
     server.on('request', (req, res) => void this.serve(req, res))
   }
 
@@ -221,6 +228,7 @@ export class Ec2Emulator {
       const auth = AUTH.exec(req.headers.authorization ?? '')
       if (!auth) throw new Ec2Error('AuthFailure', 'AWS was not able to validate the provided access credentials', 401)
       if (action === 'Unknown') throw new Ec2Error('MissingAction', 'The request must contain the parameter Action')
+      this.onRequest?.(action, params)
       if (params.Version !== EC2_API_VERSION) throw new Ec2Error('InvalidParameterValue', `Unsupported Version: '${String(params.Version ?? '')}' (this emulator speaks ${EC2_API_VERSION})`)
       if (this.bucket && !this.bucket.take()) {
         this.stats.rateLimited++

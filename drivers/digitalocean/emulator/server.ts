@@ -234,6 +234,8 @@ class Emulator {
       ['POST', /^\/v2\/firewalls$/, '/v2/firewalls', (c) => this.createFirewall(c)],
       ['GET', new RegExp(`^/v2/firewalls/${any}$`), '/v2/firewalls/{firewall_id}', (c) => ({status: 200, body: {firewall: this.firewall(c.params[0]!)}})],
       ['DELETE', new RegExp(`^/v2/firewalls/${any}$`), '/v2/firewalls/{firewall_id}', (c) => this.deleteFirewall(c.params[0]!)],
+      ['POST', new RegExp(`^/v2/firewalls/${any}/rules$`), '/v2/firewalls/{firewall_id}/rules', (c) => this.firewallRules(c, true)],
+      ['DELETE', new RegExp(`^/v2/firewalls/${any}/rules$`), '/v2/firewalls/{firewall_id}/rules', (c) => this.firewallRules(c, false)],
       ['POST', new RegExp(`^/v2/firewalls/${any}/tags$`), '/v2/firewalls/{firewall_id}/tags', (c) => this.firewallTags(c, true)],
       ['DELETE', new RegExp(`^/v2/firewalls/${any}/tags$`), '/v2/firewalls/{firewall_id}/tags', (c) => this.firewallTags(c, false)],
       ['GET', /^\/v2\/tags$/, '/v2/tags', (c) => this.page(c, 'tags', [...this.tagNames].map((t) => this.tagJson(t)))],
@@ -774,6 +776,33 @@ class Emulator {
 
   private deleteFirewall(id: string): Result {
     this.firewalls.delete(this.firewall(id).id)
+    return {status: 204}
+  }
+
+  /**
+   * Adds or removes inbound/outbound rules (`firewalls_add_rules`, `firewalls_delete_rules`). As on
+   * DigitalOcean, a rule is matched by protocol, ports and its exact target; adding a rule that is
+   * there already leaves one copy, removing one that is not there is success.
+   */
+  private firewallRules(c: Call, add: boolean): Result {
+    const f = this.firewall(c.params[0]!)
+    const inbound = (c.body.inbound_rules as DoFirewall['inbound_rules'] | null | undefined) ?? []
+    const outbound = (c.body.outbound_rules as DoFirewall['outbound_rules'] | null | undefined) ?? []
+    if (inbound.length === 0 && outbound.length === 0) throw new HttpError(400, 'bad_request', 'at least one inbound or outbound rule is required')
+    for (const r of [...inbound, ...outbound]) {
+      if (!['tcp', 'udp', 'icmp'].includes(r.protocol)) throw new HttpError(400, 'bad_request', `protocol ${r.protocol} is not tcp, udp or icmp`)
+      if (r.protocol !== 'icmp' && !/^(0|\d{1,5}(-\d{1,5})?)$/.test(r.ports ?? '')) throw new HttpError(400, 'bad_request', `ports ${r.ports} is not a port, a range or 0`)
+    }
+    const key = (r: {protocol: string; ports: string}, t: DoFirewallTarget) =>
+      JSON.stringify([r.protocol, r.protocol === 'icmp' ? '0' : r.ports, [...(t.addresses ?? [])].sort(), [...(t.tags ?? [])].sort(), [...(t.droplet_ids ?? [])].sort()])
+    const inRules = inbound.map((r, i) => ({protocol: r.protocol, ports: r.protocol === 'icmp' ? '0' : r.ports, sources: this.checkTarget(r.sources, `inbound_rules[${i}]`)}))
+    const outRules = outbound.map((r, i) => ({protocol: r.protocol, ports: r.protocol === 'icmp' ? '0' : r.ports, destinations: this.checkTarget(r.destinations, `outbound_rules[${i}]`)}))
+    const inKeys = new Set(inRules.map((r) => key(r, r.sources)))
+    const outKeys = new Set(outRules.map((r) => key(r, r.destinations)))
+    const keptIn = f.inbound_rules.filter((r) => !inKeys.has(key(r, r.sources)))
+    const keptOut = f.outbound_rules.filter((r) => !outKeys.has(key(r, r.destinations)))
+    f.inbound_rules = add ? [...keptIn, ...inRules] : keptIn
+    f.outbound_rules = add ? [...keptOut, ...outRules] : keptOut
     return {status: 204}
   }
 
