@@ -12,7 +12,8 @@ fi
 
 # sudo: the EC2 emulator's hosts log in as ubuntu and bootstrap through sudo, like Ubuntu AMIs.
 # busybox-static: scripts/busybox-image.sh makes the quick start's image from it (no registry needed).
-pkgs=(docker.io openssh-server openssh-client iproute2 tini curl openssl ca-certificates util-linux sudo busybox-static)
+# ansible-core: the many-hosts test runs Ansible against `belt inventory` (host keys checked strictly).
+pkgs=(docker.io openssh-server openssh-client iproute2 tini curl openssl ca-certificates util-linux sudo busybox-static ansible-core)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

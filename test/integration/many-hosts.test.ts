@@ -174,6 +174,51 @@ describe('belt inventory', () => {
     expect(s.stderr).toMatch(/REMOTE HOST IDENTIFICATION HAS CHANGED|Host key verification failed/)
   })
 
+  it('Ansible takes belt inventory as its inventory script and logs in to every host with the host keys checked strictly', async () => {
+    // Ansible calls the script with --list; the wrapper is the two lines the README gives.
+    const script = path.join(tmp, 'belt-inv')
+    await writeFile(script, `#!/bin/sh\nexec ${process.execPath} ${beltBin} inventory "$@"\n`, {mode: 0o755})
+    const env = {
+      ...process.env,
+      BELT_STORE: store,
+      ANSIBLE_HOME: path.join(tmp, 'ansible'),
+      ANSIBLE_LOCAL_TEMP: path.join(tmp, 'ansible', 'tmp'),
+      // No ControlPersist master left running after the test.
+      ANSIBLE_SSH_ARGS: '-o ControlMaster=no',
+      ANSIBLE_PYTHON_INTERPRETER: 'auto_silent',
+      ANSIBLE_NOCOLOR: '1',
+    }
+    // Ansible's own reading of the inventory: every host, one manager and two workers.
+    const parsed = JSON.parse((await run('ansible-inventory', ['-i', script, '--list'], {env})).stdout)
+    expect(Object.keys(parsed._meta.hostvars).sort()).toEqual(NAMES)
+    expect(parsed.swarm_managers.hosts).toHaveLength(1)
+    expect([...parsed.swarm_managers.hosts, ...parsed.swarm_workers.hosts].sort()).toEqual(NAMES)
+    const ping = await run('ansible', ['-i', script, 'belt', '-m', 'ping', '-o'], {env})
+    for (const n of NAMES) expect(ping.stdout).toMatch(new RegExp(`^${n} \\| SUCCESS`, 'm'))
+    // The same inventory pointed at a known_hosts that gives node2 node1's keys: Ansible must refuse node2.
+    const inv = (await belt(['inventory', '--format', 'ansible'], {store})).stdout
+    const vars = JSON.parse(inv)._meta.hostvars
+    const realFile = path.join(store, 'known_hosts')
+    const lines = (await readFile(realFile, 'utf8')).split('\n').filter(Boolean)
+    const forged = lines
+      .filter((l) => !l.startsWith(`${vars.node2.ansible_host} `))
+      .concat(lines.filter((l) => l.startsWith(`${vars.node1.ansible_host} `)).map((l) => l.replace(`${vars.node1.ansible_host} `, `${vars.node2.ansible_host} `)))
+    const forgedFile = path.join(tmp, 'forged_for_ansible')
+    await writeFile(forgedFile, forged.join('\n') + '\n')
+    const saved = path.join(tmp, 'inventory.json')
+    await writeFile(saved, inv.replaceAll(realFile, forgedFile))
+    const staticScript = path.join(tmp, 'forged-inv')
+    await writeFile(staticScript, `#!/bin/sh\nexec cat ${saved}\n`, {mode: 0o755})
+    const bad = await run('ansible', ['-i', staticScript, 'belt', '-m', 'ping', '-o'], {env}).then(
+      () => ({code: 0, stdout: ''}),
+      (e: {code: number; stdout: string}) => e,
+    )
+    expect(bad.code).not.toBe(0)
+    expect(bad.stdout).toMatch(/^node2 \| UNREACHABLE![^\n]*\n[\s\S]*Host key verification failed/m)
+    expect(bad.stdout).toMatch(/^node1 \| SUCCESS/m)
+    expect(bad.stdout).toMatch(/^node3 \| SUCCESS/m)
+  })
+
   it('ssh -F with the ssh-config export logs in by host name with strict checking', async () => {
     const r = await belt(['inventory', '--format', 'ssh-config'], {store})
     expect(r.code, r.stderr).toBe(0)
