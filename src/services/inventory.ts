@@ -1,6 +1,5 @@
-import {mkdir} from 'node:fs/promises'
 import path from 'node:path'
-import {usageError} from '../errors.js'
+import {environmentError, usageError} from '../errors.js'
 import {writeFileAtomic} from '../store/atomic.js'
 import type {Store} from '../store/store.js'
 import type {HostRecord} from '../store/types.js'
@@ -192,8 +191,13 @@ export async function buildInventory(req: InventoryRequest): Promise<InventoryRe
   let written: string | undefined
   if (req.format === 'ansible' || req.format === 'ssh-config' || req.writeKnownHosts) {
     const every = req.patterns.length > 0 ? (await store.list()).records.map((r) => inventoryHost(store, r)) : hosts
-    await mkdir(path.dirname(file), {recursive: true})
-    await writeFileAtomic(file, knownHostsText(every), 0o644)
+    // The default file lives in the store: made as `belt create` makes it (0700), never loosely.
+    if (file === defaultKnownHostsFile(store)) await store.init()
+    try {
+      await writeFileAtomic(file, knownHostsText(every), 0o644)
+    } catch (e) {
+      throw environmentError(`cannot write the known_hosts file ${file}: ${(e as Error).message}`, 'E_KNOWN_HOSTS_WRITE', 'pass --known-hosts FILE in a directory you can write', e)
+    }
     written = file
   }
   let output: string

@@ -48,7 +48,10 @@ describe('known_hosts', () => {
 
   it('writes every pinned key of every host with --known-hosts, and leaves out hosts with no machine', async () => {
     await put(host('node1', {keys: [KEY1, KEY2]}), host('node2', {port: 2200, user: 'ubuntu'}), host('node3', {created: false}))
-    const file = path.join(dir, 'out', 'known_hosts')
+    // A directory that does not exist is not made: an environment error naming the file.
+    const nowhere = path.join(dir, 'nowhere', 'known_hosts')
+    await expect(buildInventory({store, patterns: [], format: 'json', knownHostsFile: nowhere, writeKnownHosts: true})).rejects.toMatchObject({code: 'E_KNOWN_HOSTS_WRITE', exit: 5})
+    const file = path.join(dir, 'known_hosts')
     const res = await buildInventory({store, patterns: ['node1'], format: 'json', knownHostsFile: file, writeKnownHosts: true})
     expect(res.knownHostsFile).toBe(file)
     // The file holds every host of the store, not only the selection, so an earlier export stays valid.
@@ -147,6 +150,14 @@ describe('ssh-config and json', () => {
     })
     expect(hosts[1]).toMatchObject({name: 'node2', address: null, ssh: null, hostKeys: [], swarm: null})
     await expect(stat(path.join(store.dir, 'known_hosts'))).rejects.toThrow(/ENOENT/)
+  })
+
+  it('the default export into a store that does not exist yet makes the store private (0700), as belt create does', async () => {
+    const fresh = new Store(path.join(dir, 'fresh'))
+    const res = await buildInventory({store: fresh, patterns: [], format: 'ssh-config'})
+    expect(res.output).toBe('')
+    expect(await readFile(path.join(fresh.dir, 'known_hosts'), 'utf8')).toBe('')
+    expect((await stat(fresh.dir)).mode & 0o777).toBe(0o700)
   })
 
   it('a pattern that matches nothing is a not-found error; an unknown format a usage error', async () => {
