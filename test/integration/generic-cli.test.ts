@@ -35,6 +35,17 @@ async function dockerOn(host: string, args: string[]) {
 }
 
 describe('generic driver: hosts made outside Belt', () => {
+  it('a bad inventory is refused in one line naming the file and line, before anything exists', async () => {
+    const bad = path.join(tmp, 'bad.csv')
+    await writeFile(bad, 'name,address,port\ngen1,10.230.1.1,22\ngen2,10.230.1.2,ssh\n')
+    const r = await belt(['create', '--driver', 'generic', '--generic-hosts', bad, '--generic-ssh-key', lab.keyFile], {store: path.join(tmp, 'never')})
+    expect(r.code).toBe(2)
+    expect(r.stderr).toContain(`${bad}:3: port must be a TCP port (1-65535), not 'ssh'`)
+    expect(r.stderr).not.toMatch(/\n\s+at /)
+    expect(await tcpAccepts(lab.hosts[0]!.address, 22, 2000)).toBe(true)
+    await expect(run('test', ['-e', path.join(tmp, 'never')])).rejects.toThrow()
+  })
+
   it('a host behind the bastion does not answer SSH directly (the proxy test is real)', async () => {
     expect(await tcpAccepts(lab.hosts[4]!.address, 22, 2000)).toBe(false)
     expect(await tcpAccepts(lab.hosts[0]!.address, 22, 2000)).toBe(true)
@@ -78,7 +89,7 @@ describe('generic driver: hosts made outside Belt', () => {
     const ls = await dockerOn(manager, ['node', 'ls', '--format', '{{.Hostname}} {{.Status}}'])
     const lines = ls.stdout.trim().split('\n').sort()
     expect(lines).toEqual(['gen1 Ready', 'gen2 Ready', 'gen3 Ready', 'gen4 Ready', 'gen5 Ready'])
-  })
+  }, 600_000)
 
   it('belt ssh goes through the bastion and the sudo user works', async () => {
     const five = await belt(['ssh', 'gen5', 'hostname'], {store})
@@ -134,5 +145,5 @@ describe('generic driver: hosts made outside Belt', () => {
     const refused = await belt(['ssh', 'gen4b', 'true'], {store})
     expect(refused.code).toBe(5)
     expect(refused.stderr).toContain(`refused the SSH key ${lab.keyFile} for user root`)
-  })
+  }, 300_000)
 })
