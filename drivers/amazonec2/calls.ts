@@ -17,6 +17,13 @@ export interface Ec2Timing {
   readonly terminateTimeoutMs: number
   /** DeleteSecurityGroup retried while DependencyViolation says instances still use the group. */
   readonly groupDeleteTimeoutMs: number
+  /**
+   * How long `removeCluster` waits for a group held only by instances shutting down before it
+   * leaves the group to the next `belt rm` (pending-groups.ts). 0: it never waits for them (a
+   * shutdown takes a minute or more on EC2). Tests of the emulator, where a shutdown takes
+   * milliseconds, set it to see every cluster resource go within the call.
+   */
+  readonly groupHeldByShutdownWaitMs: number
   /** After RebootInstances: how long to wait for SSH to go down before waiting for it to come up. */
   readonly rebootDownGraceMs: number
   /** Belt's own retries of a throttled call after the SDK's adaptive retries gave up. */
@@ -45,6 +52,7 @@ export const defaultTiming: Ec2Timing = {
   stopTimeoutMs: 10 * 60_000,
   terminateTimeoutMs: 10 * 60_000,
   groupDeleteTimeoutMs: 10 * 60_000,
+  groupHeldByShutdownWaitMs: 0,
   rebootDownGraceMs: 20_000,
   throttleRetries: 8,
   throttleBaseMs: 1_000,

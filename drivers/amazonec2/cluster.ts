@@ -18,6 +18,7 @@ import type {ClusterSpec, DriverContext, PortChange, PortRule, PortSpec} from '.
 import {backoff, sleep, type Ec2Calls} from './calls.js'
 import {awsErrorCode} from './client.js'
 import {ec2ImportedFingerprint, parseOpenSshKey, sameFingerprint, sameKey} from './keys.js'
+import {heldOnlyByTerminating} from './pending-groups.js'
 
 /** The tag every Belt resource carries; cluster-wide resources are found by it. */
 export const CLUSTER_TAG = 'belt:cluster'
@@ -229,14 +230,18 @@ export async function ensureSecurityGroup(calls: Ec2Calls, cluster: string, vpcI
 
 /**
  * Deletes every security group tagged with the cluster, waiting (bounded) while DependencyViolation
- * says an instance still uses it (terminating instances hold their groups until terminated).
+ * says an instance still uses it. With `leave`, a group held only by instances shutting down (they
+ * hold it until terminated) is handed to `leave` instead of waited for (pending-groups.ts), after
+ * `groupHeldByShutdownWaitMs`.
  */
-export async function deleteClusterGroups(calls: Ec2Calls, cluster: string, ctx: DriverContext): Promise<string[]> {
+export async function deleteClusterGroups(calls: Ec2Calls, cluster: string, ctx: DriverContext, leave?: (groupId: string) => Promise<void>): Promise<string[]> {
   const groups = await describeGroups(calls, [{Name: `tag:${CLUSTER_TAG}`, Values: [cluster]}], ctx.signal)
   const deleted: string[] = []
   for (const g of groups) {
     const groupId = g.GroupId!
-    const deadline = Date.now() + calls.timing.groupDeleteTimeoutMs
+    const started = Date.now()
+    const deadline = started + calls.timing.groupDeleteTimeoutMs
+    let left = false
     for (let attempt = 0; ; attempt++) {
       try {
         await calls.call((api) => api.send(new DeleteSecurityGroupCommand({GroupId: groupId})), ctx.signal)
@@ -245,6 +250,11 @@ export async function deleteClusterGroups(calls: Ec2Calls, cluster: string, ctx:
         const code = awsErrorCode(e)
         if (code === 'InvalidGroup.NotFound') break
         if (code !== 'DependencyViolation') throw e
+        if (leave && Date.now() - started >= calls.timing.groupHeldByShutdownWaitMs && (await heldOnlyByTerminating(calls, groupId, ctx))) {
+          await leave(groupId)
+          left = true
+          break
+        }
         if (Date.now() >= deadline)
           throw userError(
             `security group ${groupId} of cluster ${cluster} is still in use after ${Math.round(calls.timing.groupDeleteTimeoutMs / 1000)} s`,
@@ -252,10 +262,11 @@ export async function deleteClusterGroups(calls: Ec2Calls, cluster: string, ctx:
             `find what uses it (aws ec2 describe-network-interfaces --filters Name=group-id,Values=${groupId}) and run belt rm again`,
             e,
           )
-        if (attempt === 0) ctx.log(`security group ${groupId} is still in use (instances terminating); waiting`)
+        if (attempt === 0) ctx.log(`security group ${groupId} is still in use; waiting`)
         await sleep(Math.min(backoff(attempt, calls.timing.pollMinMs, calls.timing.pollMaxMs), Math.max(0, deadline - Date.now())), ctx.signal)
       }
     }
+    if (left) continue
     await ctx.journal({kind: 'security-group', id: groupId, action: 'deleted'})
     deleted.push(groupId)
   }

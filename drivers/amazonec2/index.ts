@@ -23,6 +23,7 @@ import {Ec2Calls, backoff, defaultTiming, sleep, waitForPort, type Ec2Timing} fr
 import {Ec2ApiStats, awsErrorCode, clientConfig, isThrottling, sdkClient, type Ec2ClientFactory} from './client.js'
 import {CLUSTER_TAG, clusterPortRules, deleteClusterGroups, deleteClusterKeyPairs, ensureKeyPair, ensureSecurityGroup, findClusterGroups, setGroupPorts} from './cluster.js'
 import {resolveImage, resolveNetwork, type Ec2Image, type Ec2Network} from './network.js'
+import {addPendingGroup, deletePendingGroups, dropPendingGroups} from './pending-groups.js'
 import {amazonec2Description, amazonec2Options} from './options.js'
 import {USERDATA_MAX_BYTES, parseSettings, type Ec2Settings} from './settings.js'
 import {InstanceWatcher, type Decide} from './watcher.js'
@@ -80,19 +81,37 @@ function inZone(network: Ec2Network, s: Ec2Settings): Ec2Network {
   return {...network, subnets}
 }
 
+/*
+ * `shutting-down` counts as gone, like `terminated`. TerminateInstances is irrevocable: once EC2
+ * lists an instance as shutting-down it can never be started, stopped, rebooted or reached again,
+ * and EC2 stops billing for it at that state change (its own documentation on instance states). So
+ * `belt rm` lets a record go as soon as one DescribeInstances shows the instance shutting-down or
+ * terminated, instead of waiting out the shutdown (the boot delay in the emulator, a minute or more
+ * on EC2): what is left of the instance is no longer Belt's to manage. `state` says `missing` for it.
+ * The one thing a shutting-down instance still holds is its security groups: see removeCluster.
+ */
 const STATE: Record<string, MachineState> = {
   pending: 'starting',
   running: 'running',
   stopping: 'stopping',
   stopped: 'stopped',
-  'shutting-down': 'stopping',
+  'shutting-down': 'missing',
   terminated: 'missing',
 }
+
+/** Gone for Belt: not listed, terminated, or shutting-down (irrevocable; see STATE). */
+const isGone = (i: Instance | undefined): boolean => !i || i.State?.Name === 'terminated' || i.State?.Name === 'shutting-down'
+const goneOrWait = (i: Instance | undefined): true | undefined => (isGone(i) ? true : undefined)
 
 /** EC2 instance state name -> Belt's. */
 export const machineState = (ec2State: string | undefined): MachineState => (ec2State ? (STATE[ec2State] ?? 'error') : 'missing')
 
 const NOT_FOUND = new Set(['InvalidInstanceID.NotFound', 'InvalidInstanceID.Malformed'])
+
+/** The key of a client: instances, groups and pending deletions of one region, endpoint and profile. */
+const clientKey = (s: Ec2Settings): string => `${s.region}|${s.endpoint ?? ''}|${s.profile ?? ''}`
+/** The lock under which a cluster's shared resources are set up (and a pending group deleted). */
+const clusterLock = (cluster: string, s: Ec2Settings): string => `cluster-${cluster}-${s.region}`
 
 /** Errors that say the whole account or request is wrong rather than one host: reported as UserErrors. */
 const QUOTA = new Set(['InstanceLimitExceeded', 'VcpuLimitExceeded', 'MaxSpotInstanceCountExceeded', 'InsufficientFreeAddressesInSubnet'])
@@ -161,8 +180,10 @@ function connectionError(e: unknown, s: Ec2Settings): unknown {
   return e
 }
 
-/** Instance ids per DescribeInstances `instance-id` filter and per TerminateInstances call. */
+/** Instance ids per DescribeInstances `instance-id` filter (EC2 takes at most 200 values per filter). */
 const IDS_PER_DESCRIBE = 200
+/** Instance ids per TerminateInstances call (EC2's limit is 1,000). */
+const IDS_PER_TERMINATE = 1000
 
 /** Splits `xs` into slices of at most `n`. */
 const chunks = <T>(xs: readonly T[], n: number): T[][] => Array.from({length: Math.ceil(xs.length / n)}, (_, i) => xs.slice(i * n, i * n + n))
@@ -313,7 +334,9 @@ export class AmazonEc2Driver implements Driver {
         const extraGroupIds = await this.extraGroups(calls, s, network.vpcId, ctx)
         const userData = s.userDataPath ? await readUserData(s.userDataPath) : undefined
         // One process per cluster and region sets up the shared resources; the others find them.
-        return ctx.withLock(`cluster-${cluster.name}-${s.region}`, async () => {
+        return ctx.withLock(clusterLock(cluster.name, s), async () => {
+          // The group may be waiting to be deleted by a later rm (pending-groups.ts): it is this cluster's again.
+          await dropPendingGroups(ctx, clientKey(s), cluster.name)
           // With --amazonec2-keypair-name the operator's key pair is used and the cluster's is not made.
           const keyName = s.keypairName ?? (await ensureKeyPair(calls, cluster, ctx)).keyName
           const groupId = await ensureSecurityGroup(calls, cluster.name, network.vpcId, s.adminCidrs, ctx)
@@ -573,8 +596,7 @@ export class AmazonEc2Driver implements Driver {
     if (ids.length === 0)
       ids = (await this.clusterInstances(calls, host.cluster, ctx)).filter((i) => i.Tags?.some((t) => t.Key === NAME_TAG && t.Value === host.name)).map((i) => i.InstanceId!)
     for (const id of ids) {
-      if (await this.terminate(calls, id, ctx))
-        await watcher.wait(id, (i) => (!i || i.State?.Name === 'terminated' ? true : undefined), this.timing.terminateTimeoutMs, 'terminated', ctx.signal)
+      if (await this.terminate(calls, id, ctx)) await watcher.wait(id, goneOrWait, this.timing.terminateTimeoutMs, 'shutting-down', ctx.signal)
       await ctx.journal({kind: 'instance', id, host: host.name, action: 'deleted'})
     }
   }
@@ -653,12 +675,22 @@ export class AmazonEc2Driver implements Driver {
     }
   }
 
-  /** Terminates the instance and waits (bounded) until EC2 says terminated, so `state` is 'missing' after. */
+  /** Security groups an earlier rm left to shut-down instances (pending-groups.ts), deleted when free; never fails the caller. */
+  private async deletePendingGroups(s: Ec2Settings, ctx: DriverContext): Promise<void> {
+    try {
+      const deleted = await deletePendingGroups(this.client(s).calls, clientKey(s), ctx, (cluster) => clusterLock(cluster, s))
+      if (deleted.length > 0) ctx.log(`removed security group ${deleted.join(', ')}, left by an earlier rm while its instances shut down`)
+    } catch (e) {
+      ctx.log(`could not delete the security groups an earlier rm left (${(e as Error).message}); a later belt rm tries again`)
+    }
+  }
+
+  /** Terminates the instance and waits (bounded) until EC2 lists it shutting-down or terminated, so `state` is 'missing' after. */
   async remove(machine: Machine, options: DriverOptions, ctx: DriverContext): Promise<void> {
     const s = this.settings(options, machine)
     const {calls, watcher} = this.client(s)
     if (!(await this.terminate(calls, machine.id, ctx))) return
-    await watcher.wait(machine.id, (i) => (!i || i.State?.Name === 'terminated' ? true : undefined), this.timing.terminateTimeoutMs, 'terminated', ctx.signal)
+    await watcher.wait(machine.id, goneOrWait, this.timing.terminateTimeoutMs, 'shutting-down', ctx.signal)
     await ctx.journal({kind: 'instance', id: machine.id, action: 'deleted'})
   }
 
@@ -667,7 +699,7 @@ export class AmazonEc2Driver implements Driver {
     const groups = new Map<string, {s: Ec2Settings; idx: number[]}>()
     machines.forEach((m, i) => {
       const s = this.settings(options, m)
-      const key = `${s.region}|${s.endpoint ?? ''}|${s.profile ?? ''}`
+      const key = clientKey(s)
       const g = groups.get(key) ?? {s, idx: []}
       g.idx.push(i)
       groups.set(key, g)
@@ -712,30 +744,27 @@ export class AmazonEc2Driver implements Driver {
 
   /**
    * Terminates many instances: one DescribeInstances per 200 ids finds those still live, one
-   * TerminateInstances per 200 of them, then DescribeInstances of the ids still shutting down (200
-   * per call, spaced like every poll) until EC2 says terminated, as `remove` does, bounded by the
-   * terminate timeout. Ids EC2 no longer lists are gone already.
+   * TerminateInstances per 1,000 of them, then DescribeInstances of those ids (200 per call, spaced
+   * like every poll) until EC2 lists each shutting-down or terminated, as `remove` does (normally the
+   * first one does), bounded by the terminate timeout. Ids EC2 no longer lists are gone already.
    */
   async removeMany(machines: readonly Machine[], options: DriverOptions, ctx: DriverContext): Promise<Array<Error | undefined>> {
     const results: Array<Error | undefined> = machines.map(() => undefined)
-    const gone = (i: Instance | undefined) => !i || i.State?.Name === 'terminated'
     await Promise.all(
       [...this.byClient(machines, options).values()].map(async ({s, idx}) => {
         const {calls} = this.client(s)
         const indexOf = new Map(idx.map((i) => [machines[i]!.id, i]))
         const fail = (id: string, e: unknown) => (results[indexOf.get(id)!] ??= e instanceof Error ? e : new Error(String(e)))
         let waiting: string[]
-        let live: string[]
         try {
           const found = await this.describeMany(calls, [...indexOf.keys()], ctx)
-          waiting = [...indexOf.keys()].filter((id) => !gone(found.get(id)))
-          live = waiting.filter((id) => found.get(id)?.State?.Name !== 'shutting-down')
+          waiting = [...indexOf.keys()].filter((id) => !isGone(found.get(id)))
         } catch (e) {
           for (const id of indexOf.keys()) fail(id, connectionError(e, s))
           return
         }
         await Promise.all(
-          chunks(live, IDS_PER_DESCRIBE).map(async (chunk) => {
+          chunks(waiting, IDS_PER_TERMINATE).map(async (chunk) => {
             try {
               await calls.call((api) => api.send(new TerminateInstancesCommand({InstanceIds: chunk})), ctx.signal)
             } catch (e) {
@@ -754,14 +783,15 @@ export class AmazonEc2Driver implements Driver {
           try {
             if (round > 0) await sleep(Math.min(this.timing.pollMaxMs, this.timing.pollMinMs * 1.5 ** (round - 1)), ctx.signal)
             const found = await this.describeMany(calls, waiting, ctx)
-            await Promise.all(waiting.filter((x) => gone(found.get(x))).map((id) => ctx.journal({kind: 'instance', id, action: 'deleted'})))
-            waiting = waiting.filter((x) => !gone(found.get(x)))
+            await Promise.all(waiting.filter((x) => isGone(found.get(x))).map((id) => ctx.journal({kind: 'instance', id, action: 'deleted'})))
+            waiting = waiting.filter((x) => !isGone(found.get(x)))
           } catch (e) {
             for (const id of waiting) fail(id, new Error(`${id}: terminated, but could not be confirmed (${(e as Error).message})`, {cause: e}))
             return
           }
-          if (waiting.length > 0 && Date.now() > deadline) for (const id of waiting.splice(0)) fail(id, new Error(`${id} was not terminated ${Math.round(this.timing.terminateTimeoutMs / 1000)} s after TerminateInstances`))
+          if (waiting.length > 0 && Date.now() > deadline) for (const id of waiting.splice(0)) fail(id, new Error(`${id} was not shutting down ${Math.round(this.timing.terminateTimeoutMs / 1000)} s after TerminateInstances`))
         }
+        await this.deletePendingGroups(s, ctx)
       }),
     )
     return results
@@ -878,6 +908,7 @@ export class AmazonEc2Driver implements Driver {
   async removeCluster(cluster: string, options: DriverOptions, ctx: DriverContext): Promise<void> {
     const s = this.settings(options)
     const {calls} = this.client(s)
+    await this.deletePendingGroups(s, ctx)
     const live: string[] = []
     let token: string | undefined
     do {
@@ -903,9 +934,19 @@ export class AmazonEc2Driver implements Driver {
       return
     }
     this.forgetPlans(cluster)
-    const groups = await deleteClusterGroups(calls, cluster, ctx)
+    // A group held only by the cluster's instances shutting down is left for the next `belt rm`
+    // (pending-groups.ts) instead of waited for: they are gone for Belt already (see STATE).
+    const held: string[] = []
+    const groups = await deleteClusterGroups(calls, cluster, ctx, async (groupId) => {
+      await addPendingGroup(ctx, {groupId, cluster, client: clientKey(s)})
+      held.push(groupId)
+    })
     const keys = await deleteClusterKeyPairs(calls, cluster, ctx)
     if (groups.length + keys.length > 0) ctx.log(`removed ${[...groups.map((g) => `security group ${g}`), ...keys.map((k) => `key pair ${k}`)].join(', ')}`)
+    if (held.length > 0)
+      ctx.log(
+        `security group ${held.join(', ')} of cluster ${cluster} stays until its instances have shut down (EC2 keeps a group while they do; it costs nothing): the next belt rm with amazonec2 deletes it`,
+      )
   }
 }
 

@@ -6,6 +6,9 @@
  * shared config files are switched off for this process.
  */
 import {generateKeyPairSync} from 'node:crypto'
+import {mkdtemp, readFile, rm} from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
 import net from 'node:net'
 import {
   DescribeInstancesCommand,
@@ -32,7 +35,8 @@ process.env.AWS_SHARED_CREDENTIALS_FILE = '/nonexistent/belt-test-aws-credential
 for (const k of ['AWS_PROFILE', 'AWS_ENDPOINT_URL', 'AWS_ENDPOINT_URL_EC2', 'AMAZONEC2_ENDPOINT', 'AWS_REGION', 'AWS_DEFAULT_REGION']) delete process.env[k]
 
 const CREDENTIALS = {accessKeyId: 'AKIAEMULATORTESTKEY0', secretAccessKey: 'emulator-secret-never-a-real-one-0123456789'}
-const FAST = {pollMinMs: 50, pollMaxMs: 200, sshTimeoutMs: 20_000, throttleBaseMs: 50, throttleMaxMs: 400, rebootDownGraceMs: 500}
+// A shutdown takes milliseconds here: removeCluster waits for the group rather than leave it to the next rm.
+const FAST = {pollMinMs: 50, pollMaxMs: 200, sshTimeoutMs: 20_000, throttleBaseMs: 50, throttleMaxMs: 400, rebootDownGraceMs: 500, groupHeldByShutdownWaitMs: 30_000}
 
 /** An OpenSSH one-line ed25519 public key. */
 function sshPublicKey(comment: string): string {
@@ -126,7 +130,8 @@ describeDriverConformance({
   secrets: [CREDENTIALS.secretAccessKey, CREDENTIALS.accessKeyId],
   missingMachine: () => ({id: 'i-0123456789abcdef0', address: '127.0.0.1', ssh: {user: 'root', port: 22}, data: {region: 'us-east-1'}}),
   async listResources() {
-    const instances = (await sdk.send(new DescribeInstancesCommand({Filters: [{Name: 'instance-state-name', Values: ['pending', 'running', 'stopping', 'stopped', 'shutting-down']}]}))).Reservations?.flatMap(
+    // shutting-down is gone (irrevocable; STATE in drivers/amazonec2/index.ts).
+    const instances = (await sdk.send(new DescribeInstancesCommand({Filters: [{Name: 'instance-state-name', Values: ['pending', 'running', 'stopping', 'stopped']}]}))).Reservations?.flatMap(
       (r) => r.Instances ?? [],
     )
     const keys = (await sdk.send(new DescribeKeyPairsCommand({}))).KeyPairs ?? []
@@ -261,6 +266,44 @@ describe('amazonec2 against the emulator', () => {
     await driver.removeCluster('dependency', options, ctx)
     await driver.remove(m, options, ctx)
   })
+
+  it('without the wait (the default), removeCluster leaves a group held by instances shutting down to the next rm; a create takes it back', async () => {
+    const driver = createAmazonEc2Driver({clientConfig: {credentials: CREDENTIALS}, timing: {...FAST, groupHeldByShutdownWaitMs: 0}, env: {}})
+    const stateDir = await mkdtemp(path.join(os.tmpdir(), 'belt-ec2-pending-'))
+    const ctx = {...memoryContext(), stateDir}
+    const groupsOf = async (name: string) => (await sdk.send(new DescribeSecurityGroupsCommand({Filters: [{Name: 'tag:belt:cluster', Values: [name]}]}))).SecurityGroups ?? []
+    const pending = async () => JSON.parse(await readFile(path.join(stateDir, 'pending-security-groups.json'), 'utf8').catch(() => '[]')) as {groupId: string}[]
+    emu.setDelays({terminateMs: 3_000})
+    try {
+      const c = cluster('deferred')
+      const [m1] = (await driver.createMany(specs(c, 'df', 1), ctx)) as Machine[]
+      const group = (await groupsOf('deferred'))[0]!.GroupId!
+      expect(await driver.removeMany([m1!], options, ctx)).toEqual([undefined])
+      expect(await driver.state(m1!, options, ctx)).toBe('missing') // shutting-down for 3 s: gone for Belt
+      await driver.removeCluster('deferred', options, ctx)
+      expect(ctx.lines.join('\n')).toMatch(new RegExp(`security group ${group} of cluster deferred stays until its instances have shut down`))
+      expect(await pending()).toMatchObject([{groupId: group, cluster: 'deferred'}])
+      expect((await sdk.send(new DescribeKeyPairsCommand({Filters: [{Name: 'tag:belt:cluster', Values: ['deferred']}]}))).KeyPairs).toEqual([])
+
+      // A create of the same cluster reuses the group, and takes it off the list.
+      const [m2] = (await createAmazonEc2Driver({clientConfig: {credentials: CREDENTIALS}, timing: FAST, env: {}}).createMany(specs(c, 'df', 1), ctx)) as Machine[]
+      expect((await groupsOf('deferred')).map((g) => g.GroupId)).toEqual([group])
+      expect(await pending()).toEqual([])
+      await driver.removeMany([m2!], options, ctx)
+      await driver.removeCluster('deferred', options, ctx)
+      expect(await pending()).toMatchObject([{groupId: group}])
+
+      // Once the instances have terminated, the next rm with the driver (any cluster) deletes it.
+      await expect.poll(async () => (await instancesOf('deferred')).length, {timeout: 30_000, interval: 200}).toBe(0)
+      await driver.removeCluster('another', options, ctx)
+      expect(await groupsOf('deferred')).toEqual([])
+      expect(await pending()).toEqual([])
+      expect(ctx.entries).toContainEqual({kind: 'security-group', id: group, action: 'deleted'})
+    } finally {
+      emu.setDelays({terminateMs: 50})
+      await rm(stateDir, {recursive: true, force: true})
+    }
+  }, 120_000)
 
   it('all creates succeed under throttling faults and a rate limit; the retries are counted', async () => {
     const driver = newDriver()

@@ -3,6 +3,9 @@
  * subnet and image choice, the emulator's query decoding) and its behaviour against a fake EC2 API
  * that fails on any call the test did not expect.
  */
+import {mkdtemp, readFile, rm} from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
 import {EC2ServiceException, type Instance, type IpPermission} from '@aws-sdk/client-ec2'
 import {describe, expect, it} from 'vitest'
 import type {DriverContext, JournalEntry, Machine} from '../../drivers/driver.js'
@@ -258,7 +261,7 @@ describe('driver against a fake EC2 API', () => {
     ['running', 'running'],
     ['stopping', 'stopping'],
     ['stopped', 'stopped'],
-    ['shutting-down', 'stopping'],
+    ['shutting-down', 'missing'], // irrevocable: gone for Belt (STATE in drivers/amazonec2/index.ts)
     ['terminated', 'missing'],
   ])('state maps %s to %s', async (ec2, belt) => {
     const {driver} = driverWith({DescribeInstances: () => withState(ec2)})
@@ -295,11 +298,11 @@ describe('driver against a fake EC2 API', () => {
     expect(ctx.entries).toEqual([])
   })
 
-  it('remove waits for terminated, then journals the deletion', async () => {
+  it('remove waits until EC2 lists the instance shutting-down (irrevocable), not terminated, then journals the deletion', async () => {
     let polls = 0
     const {driver} = driverWith({
       TerminateInstances: () => ({}),
-      DescribeInstances: () => withState(++polls < 3 ? 'shutting-down' : 'terminated'),
+      DescribeInstances: () => withState(++polls < 3 ? 'running' : 'shutting-down'),
     })
     const ctx = memoryContext()
     await driver.remove(machine, {}, ctx)
@@ -335,6 +338,66 @@ describe('driver against a fake EC2 API', () => {
       },
     })
     await expect(driver.preflight({}, memoryContext())).rejects.toMatchObject({code: 'E_AWS_AUTH'})
+  })
+
+  it('removeMany: one TerminateInstances for up to 1,000 ids; shutting-down confirmed by one DescribeInstances is gone', async () => {
+    const ids = Array.from({length: 300}, (_, i) => `i-${i.toString(16).padStart(17, '0')}`)
+    let terminated = false
+    const {driver, calls} = driverWith({
+      DescribeInstances: (input) => {
+        const wanted = (input.Filters as {Values: string[]}[])[0]!.Values
+        return {Reservations: [{Instances: wanted.map((InstanceId) => ({InstanceId, State: {Name: terminated ? 'shutting-down' : 'running'}}))}]}
+      },
+      TerminateInstances: (input) => {
+        expect(input.InstanceIds).toHaveLength(300)
+        terminated = true
+        return {}
+      },
+    })
+    const ctx = memoryContext()
+    const results = await driver.removeMany(ids.map((id) => ({...machine, id})), {}, ctx)
+    expect(results).toEqual(ids.map(() => undefined))
+    // Two DescribeInstances of 200 and 100 ids before, one TerminateInstances, two to confirm.
+    expect(calls.map((c) => c.action)).toEqual(['DescribeInstances', 'DescribeInstances', 'TerminateInstances', 'DescribeInstances', 'DescribeInstances'])
+    expect(ctx.entries).toHaveLength(300)
+  })
+
+  it('removeCluster leaves a group held only by instances shutting down to the next rm, which deletes it', async () => {
+    const stateDir = await mkdtemp(path.join(os.tmpdir(), 'belt-ec2-pending-'))
+    try {
+      let held = true
+      const {driver, calls} = driverWith({
+        DescribeInstances: (input) => {
+          const filters = input.Filters as {Name: string; Values: string[]}[]
+          // The live check of the cluster finds none; the group's holders are shutting down.
+          if (filters.some((f) => f.Name === 'instance.group-id')) return withState('shutting-down')
+          return {Reservations: []}
+        },
+        DescribeSecurityGroups: () => ({SecurityGroups: [{GroupId: 'sg-1'}]}),
+        DeleteSecurityGroup: () => {
+          if (held) throw awsError('DependencyViolation', 400)
+          return {}
+        },
+        DescribeKeyPairs: () => ({KeyPairs: []}),
+      })
+      const ctx = {...memoryContext(), stateDir}
+      await driver.removeCluster('c1', {}, ctx)
+      expect(ctx.lines.join('\n')).toMatch(/security group sg-1 of cluster c1 stays until its instances have shut down/)
+      expect(JSON.parse(await readFile(path.join(stateDir, 'pending-security-groups.json'), 'utf8'))).toMatchObject([{groupId: 'sg-1', cluster: 'c1'}])
+      expect(ctx.entries).toEqual([])
+      // Still held at the next rm: kept on the list.
+      calls.length = 0
+      await driver.removeMany([], {}, ctx)
+      await driver.removeCluster('c2', {}, ctx)
+      expect(JSON.parse(await readFile(path.join(stateDir, 'pending-security-groups.json'), 'utf8'))).toHaveLength(1)
+      // Once free, the next rm deletes it and journals it.
+      held = false
+      await driver.removeCluster('c2', {}, ctx)
+      expect(JSON.parse(await readFile(path.join(stateDir, 'pending-security-groups.json'), 'utf8'))).toEqual([])
+      expect(ctx.entries).toContainEqual({kind: 'security-group', id: 'sg-1', action: 'deleted'})
+    } finally {
+      await rm(stateDir, {recursive: true, force: true})
+    }
   })
 
   it('removeCluster keeps everything while tagged instances remain', async () => {
