@@ -1,5 +1,5 @@
 import {execFile} from 'node:child_process'
-import {mkdtemp, rm} from 'node:fs/promises'
+import {mkdtemp, readFile, rm} from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import {promisify} from 'node:util'
@@ -63,17 +63,24 @@ describe('amazonec2 through the EC2 emulator, with real hosts behind it', () => 
     expect(who.stdout.trim().split('\n'), who.stderr).toEqual(['ubuntu', 'root:600'])
   })
 
-  it('belt rm -y leaves no instance, security group or key pair of the cluster in the emulator', async () => {
+  it('belt rm -y leaves no instance (shutting-down is gone) or key pair of the cluster, and its security group only while instances shut down', async () => {
     const r = await belt(['rm', '-y', 'node*'], {store, env: AWS_ENV})
     expect(r.code, r.stderr).toBe(0)
     const client = ec2()
     const inst = await client.send(new DescribeInstancesCommand({Filters: [{Name: 'tag-key', Values: ['belt:cluster']}]}))
-    const live = (inst.Reservations ?? []).flatMap((x) => x.Instances ?? []).filter((i) => i.State?.Name !== 'terminated')
+    const live = (inst.Reservations ?? []).flatMap((x) => x.Instances ?? []).filter((i) => i.State?.Name !== 'terminated' && i.State?.Name !== 'shutting-down')
     expect(live).toEqual([])
-    const groups = await client.send(new DescribeSecurityGroupsCommand({}))
-    expect((groups.SecurityGroups ?? []).filter((g) => g.GroupName !== 'default').map((g) => g.GroupName)).toEqual([])
     const keys = await client.send(new DescribeKeyPairsCommand({}))
     expect(keys.KeyPairs ?? []).toEqual([])
+    // EC2 keeps a group while instances shut down: rm either deleted it or says that it stays and is
+    // listed for the next rm (drivers/amazonec2/pending-groups.ts), never waits for it.
+    const groups = ((await client.send(new DescribeSecurityGroupsCommand({}))).SecurityGroups ?? []).filter((g) => g.GroupName !== 'default')
+    expect(groups.length).toBeLessThanOrEqual(1)
+    if (groups.length === 1) {
+      expect(r.stderr).toContain(`security group ${groups[0]!.GroupId} of cluster default stays until its instances have shut down`)
+      const pending = JSON.parse(await readFile(path.join(store, 'drivers', 'amazonec2', 'pending-security-groups.json'), 'utf8')) as {groupId: string}[]
+      expect(pending.map((g) => g.groupId)).toEqual([groups[0]!.GroupId])
+    }
     client.destroy()
   })
 
