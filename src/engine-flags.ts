@@ -2,12 +2,15 @@ import {Errors, Flags} from '@oclif/core'
 import {engineEnvProblem, type EngineConfig} from './bootstrap/commands.js'
 import {installUrlProblem} from './install-url.js'
 
-/** `--engine-*` flags, shared by create and provision (docker-machine's names). */
+/**
+ * `--engine-*` flags, shared by create and provision (docker-machine's names). The repeatable ones
+ * take one value per occurrence, as docker-machine's do: `--engine-label a=b node1` names node1.
+ */
 export const engineFlags = {
-  'engine-label': Flags.string({description: 'engine label KEY=VALUE (repeatable); provider=<driver> is always set', multiple: true, helpGroup: 'ENGINE'}),
-  'engine-opt': Flags.string({description: 'daemon.json option KEY=VALUE, e.g. log-level=warn (repeatable)', multiple: true, helpGroup: 'ENGINE'}),
-  'engine-insecure-registry': Flags.string({description: 'registry reached without TLS verification (repeatable)', multiple: true, helpGroup: 'ENGINE'}),
-  'engine-registry-mirror': Flags.string({description: 'registry mirror URL (repeatable)', multiple: true, helpGroup: 'ENGINE'}),
+  'engine-label': Flags.string({description: 'engine label KEY=VALUE (repeatable); provider=<driver> is always set', multiple: true, multipleNonGreedy: true, helpGroup: 'ENGINE'}),
+  'engine-opt': Flags.string({description: 'daemon.json option KEY=VALUE, e.g. log-level=warn (repeatable)', multiple: true, multipleNonGreedy: true, helpGroup: 'ENGINE'}),
+  'engine-insecure-registry': Flags.string({description: 'registry reached without TLS verification (repeatable)', multiple: true, multipleNonGreedy: true, helpGroup: 'ENGINE'}),
+  'engine-registry-mirror': Flags.string({description: 'registry mirror URL (repeatable)', multiple: true, multipleNonGreedy: true, helpGroup: 'ENGINE'}),
   'engine-storage-driver': Flags.string({description: 'storage driver, e.g. overlay2 [default: the engine\'s choice]', helpGroup: 'ENGINE'}),
   'engine-version': Flags.string({description: 'engine package version to install where none is present, e.g. 20.10.24 [default: the distribution\'s]', helpGroup: 'ENGINE'}),
   'engine-install-url': Flags.string({
@@ -24,6 +27,7 @@ export const engineFlags = {
   'engine-env': Flags.string({
     description: 'environment variable KEY=VALUE of the engine\'s service, e.g. HTTP_PROXY=http://10.0.0.1:3128 (repeatable)',
     multiple: true,
+    multipleNonGreedy: true,
     helpGroup: 'ENGINE',
     parse: async (kv) => {
       const problem = engineEnvProblem(kv)
