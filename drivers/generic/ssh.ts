@@ -80,6 +80,7 @@ export interface PlannedConnection {
   readonly client: SshClient
   /** The host key each hop presented (`type base64`), by role. */
   readonly keys: {readonly proxy?: string; readonly host?: string}
+  /** Runs a command (bounded by the connection's timeout). */
   exec(command: string): Promise<{code: number; stdout: string; stderr: string}>
   close(): void
 }
@@ -100,12 +101,12 @@ export async function connectPlan(plan: readonly Hop[], privateKey: string, time
       if (hop.role === 'host' && upTo === 'forward') {
         const via = clients.at(-1)
         if (!via) throw new Error('a reachability check through a forward needs a proxy')
-        const ch = await forward(via, hop)
+        const ch = await forward(via, hop, timeoutMs)
         ch.close()
         break
       }
       const prev = clients.at(-1)
-      if (prev) sock = await forward(prev, hop)
+      if (prev) sock = await forward(prev, hop, timeoutMs)
       const {client, key} = await hopConnect(hop, privateKey, sock, timeoutMs)
       clients.push(client)
       keys[hop.role] = key
@@ -119,8 +120,8 @@ export async function connectPlan(plan: readonly Hop[], privateKey: string, time
     client,
     keys,
     close,
-    exec: (command) =>
-      new Promise((resolve, reject) =>
+    exec: (command) => {
+      const ran = new Promise<{code: number; stdout: string; stderr: string}>((resolve, reject) =>
         client.exec(command, (err, ch) => {
           if (err) return reject(err)
           let stdout = ''
@@ -132,14 +133,29 @@ export async function connectPlan(plan: readonly Hop[], privateKey: string, time
           ch.on('close', () => resolve({code, stdout, stderr}))
           ch.end()
         }),
-      ),
+      )
+      return bounded(ran, timeoutMs, `a command on ${plan.at(-1)!.host}`)
+    },
   }
 }
 
-function forward(via: SshClient, hop: Hop): Promise<ClientChannel> {
-  return new Promise((resolve, reject) =>
-    via.forwardOut('127.0.0.1', 0, hop.host, hop.port, (err, ch) =>
-      err ? reject(Object.assign(new Error(`the SSH proxy could not reach ${hop.host}:${hop.port}: ${err.message}`), {code: 'ECONNREFUSED'})) : resolve(ch),
+/** `p`, or a rejection (code ETIMEDOUT: worth another attempt) after `ms`. */
+function bounded<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let t: NodeJS.Timeout | undefined
+  const timeout = new Promise<never>((_, reject) => {
+    t = setTimeout(() => reject(Object.assign(new Error(`${what} took longer than ${Math.round(ms / 1000)} s`), {code: 'ETIMEDOUT'})), ms)
+  })
+  return Promise.race([p, timeout]).finally(() => clearTimeout(t))
+}
+
+function forward(via: SshClient, hop: Hop, timeoutMs: number): Promise<ClientChannel> {
+  return bounded(
+    new Promise((resolve, reject) =>
+      via.forwardOut('127.0.0.1', 0, hop.host, hop.port, (err, ch) =>
+        err ? reject(Object.assign(new Error(`the SSH proxy could not reach ${hop.host}:${hop.port}: ${err.message}`), {code: 'ECONNREFUSED'})) : resolve(ch),
+      ),
     ),
+    timeoutMs,
+    `the SSH proxy's connection to ${hop.host}:${hop.port}`,
   )
 }
