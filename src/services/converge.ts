@@ -26,8 +26,9 @@ import {resolveDriverOptions} from './driver-context.js'
 import {liveStates} from './list-hosts.js'
 import {runCreatePipeline, type PipelineResult} from './pipeline.js'
 import {removeHosts} from './remove-hosts.js'
-import {clusterRecords, endpointOf, saveBatchRun, storeClientTls} from './swarm.js'
-import type {HostOutcome} from './create-hosts.js'
+import {clusterRecords, endpointOf, storeClientTls} from './swarm.js'
+import {newRunId, RUN_SCHEMA_VERSION, saveRun, type Run, type RunHost} from '../store/runs.js'
+import {rm} from 'node:fs/promises'
 import {DEFAULT_JOIN_CONCURRENCY} from './swarm.js'
 
 /** Default grace before a node that is Down is replaced: see README "Declarative clusters". */
@@ -531,13 +532,31 @@ export async function applyCluster(req: ApplyRequest): Promise<ApplyResult> {
     for (const a of rolls) if (!result.outcomes.some((o) => o.action === a)) reporter.host(a.host, stop ? 'not rolled: an earlier roll failed' : 'not rolled: interrupted')
   }
 
-  // The run record of what the pipeline did not record (rolls, labels, removals), for belt report.
-  const recorded = new Set(pipelines.flatMap((p) => p.outcomes.map((o) => o.name)))
-  const others: HostOutcome[] = result.outcomes
-    .filter((o) => !recorded.has(o.action.host) && o.action.kind !== 'create' && o.action.kind !== 'resume')
-    .map((o) => ({name: o.action.host, ok: o.ok, phase: 'joined', error: o.error}))
-  if (others.length > 0)
-    result.runFiles.push(await saveBatchRun(store, {command: req.command, driver: spec.driver, startedAt, settings: {maxUnavailable: req.maxUnavailable, replaceAfterSeconds: Math.round(req.replaceAfterMs / 1000)}, outcomes: others, timeouts: []}))
+  // One run record per apply for belt report, like a create's: every host acted on, its phase
+  // times from this apply only (a rolled host's creation belongs to an earlier run). The pipeline's
+  // own records of its batches are folded into it.
+  const hosts: RunHost[] = []
+  for (const o of result.outcomes) {
+    if (hosts.some((h) => h.name === o.action.host)) continue
+    const rec = await store.tryGet(o.action.host).catch(() => undefined)
+    const times = Object.fromEntries(Object.entries(rec?.times ?? {}).filter(([, v]) => typeof v === 'string' && Date.parse(v) >= startedAt.getTime()))
+    const role = rec?.swarm?.role as 'manager' | 'worker' | undefined
+    hosts.push({name: o.action.host, times, ok: o.ok, ...(o.ok ? {} : {failedPhase: o.action.kind, error: o.error}), ...(role ? {role} : {}), ...(pipelines.some((p) => p.timeouts.includes(o.action.host)) ? {joinTimedOut: true} : {})})
+  }
+  if (hosts.length > 0) {
+    const run: Run = {
+      schemaVersion: RUN_SCHEMA_VERSION,
+      id: newRunId(startedAt),
+      command: req.command,
+      driver: spec.driver,
+      startedAt: startedAt.toISOString(),
+      finishedAt: new Date().toISOString(),
+      settings: {maxUnavailable: req.maxUnavailable, replaceAfterSeconds: Math.round(req.replaceAfterMs / 1000), managers: spec.swarm.managers, ...Object.fromEntries([...new Set(plan.actions.map((a) => a.kind))].map((k) => [`${k}`, plan.actions.filter((a) => a.kind === k).length]))},
+      hosts,
+    }
+    for (const f of result.runFiles) await rm(f, {force: true})
+    result.runFiles = [await saveRun(store, run)]
+  }
   return result
 }
 
@@ -598,6 +617,7 @@ async function rollHost(req: ApplyRequest, api: ConvergeApi, setup: BootstrapSet
   const {node, via} = await nodeThrough(api, store, spec.cluster, a.host)
   if (!node) throw new Error('not in the swarm\'s node list')
   const availability = node.availability
+  const readyBefore = (await api.nodes(via)).filter((n) => n.state === 'ready').length
   if (availability !== 'drain') {
     await api.update(via, node, {availability: 'drain'})
     reporter.host(a.host, 'draining for the engine change')
@@ -621,6 +641,18 @@ async function rollHost(req: ApplyRequest, api: ConvergeApi, setup: BootstrapSet
     (n) => n?.state === 'ready' && (n.role !== 'manager' || n.reachability === 'reachable'),
   )
   if (ready?.state !== 'ready') throw new Error(`its node is ${ready?.state ?? 'gone'} ${Math.round(settleMs / 1000)} s after the engine change`)
+  // The swarm settles before the next host goes: after the leader's restart the new leader lists
+  // every node Unknown until its heartbeat comes (swarmkit), and those must be Ready again first.
+  const settled = await until(
+    settleMs,
+    signal,
+    async () => {
+      const t = await nodeThrough(api, store, spec.cluster, a.host)
+      return (await api.nodes(t.via)).filter((n) => n.state === 'ready').length
+    },
+    (n) => n >= readyBefore,
+  )
+  if (settled < readyBefore) throw new Error(`${readyBefore - settled} node${readyBefore - settled === 1 ? ' is' : 's are'} not Ready again ${Math.round(settleMs / 1000)} s after the engine change (${settled} of ${readyBefore} Ready)`)
   if (availability !== 'drain') {
     const fresh = await nodeThrough(api, store, spec.cluster, a.host)
     await api.update(fresh.via, fresh.node!, {availability})
