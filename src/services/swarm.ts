@@ -7,8 +7,8 @@ import {mapSettled} from '../scheduler/pool.js'
 import {newRunId, saveRun, type Run, type RunHost} from '../store/runs.js'
 import {naturalCompare, type Store} from '../store/store.js'
 import type {HostRecord} from '../store/types.js'
-import {EngineSwarmApi, type EngineEndpoint, type SwarmApi, type SwarmNode} from '../swarm/api.js'
-import {SwarmFormation, type JoinResult} from '../swarm/formation.js'
+import {EngineSwarmApi, describeInitSpec, withInitSpec, type EngineEndpoint, type SwarmApi, type SwarmInitSpec, type SwarmNode} from '../swarm/api.js'
+import {INGRESS_DEFERRED, INGRESS_LABEL, SwarmFormation, type JoinResult} from '../swarm/formation.js'
 import {classifyNodes, describeVerdict, removeGhosts, type NodeVerdict} from '../swarm/ghosts.js'
 import {advertiseAddress, checkManagers, managerAvailability, planSwarm, type AdvertiseType, type Availability, type HostSwarmState, type SwarmPlan} from '../swarm/plan.js'
 import type {Reporter} from '../ui/reporter.js'
@@ -29,6 +29,36 @@ export interface SwarmSettings {
   advertiseType: AdvertiseType
   /** A new swarm without the ingress network (routing mesh); for experiments. */
   noIngress?: boolean
+  /** Options of a new swarm (`--default-addr-pool`, `--autolock`, ...); ignored, with a warning, when the swarm exists. */
+  init?: SwarmInitSpec
+  /** Node labels set on each host of the batch once it joined (`--swarm-label`). */
+  nodeLabels?: Record<string, string>
+}
+
+/** Settings as a run record keeps them: flat values (the init options spelled out, never a key). */
+export function runSettings(s: SwarmSettings): Record<string, string | number | boolean> {
+  const {init, nodeLabels, ...rest} = s
+  const flat: Record<string, string | number | boolean> = {...rest, ...describeInitSpec(init)}
+  if (nodeLabels) flat.nodeLabels = Object.entries(nodeLabels).map(([k, v]) => `${k}=${v}`).join(',')
+  for (const [k, v] of Object.entries(flat)) if (v === undefined) delete flat[k]
+  return flat
+}
+
+/**
+ * Adds `labels` to a node's spec through a manager (`docker node update --label-add`), reading
+ * the entry again when another update got in between ("update out of sequence").
+ */
+export async function labelNode(api: SwarmApi, manager: EngineEndpoint, nodeId: string, labels: Record<string, string>): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    const node = api.node ? await api.node(manager, nodeId) : (await api.nodes(manager)).find((n) => n.id === nodeId)
+    if (!node) throw new Error(`node ${nodeId} is not in the node list`)
+    if (Object.entries(labels).every(([k, v]) => node.labels[k] === v)) return
+    try {
+      return await api.updateNode(manager, node, {labels})
+    } catch (e) {
+      if (attempt === 3 || !/out of sequence/i.test(oneLine(e))) throw e
+    }
+  }
 }
 
 /** The client side of mutual TLS, from the store (created on first use, like bootstrap does). */
@@ -106,8 +136,28 @@ export async function prepareFormation(o: {
   // Hosts the create pipeline bootstraps later are added to `known` before they join.
   const byName = o.known ?? new Map<string, HostRecord>()
   for (const r of o.cluster) byName.set(r.name, r)
-  const formation = new SwarmFormation({
-    api: o.api,
+  const init = o.settings.init
+  if (init && plan.clusterId)
+    o.reporter.warn(`the swarm exists (${plan.clusterId.slice(0, 12)}): ${Object.keys(describeInitSpec(init)).join(', ')} apply only when a swarm is created; change it with docker swarm update`)
+  // The unlock key of a swarm with autolock: shown once on the terminal, never in a record, run or journal.
+  const api = init
+    ? withInitSpec(o.api, init, (key) =>
+        o.reporter.info(`Swarm unlock key (shown only now, never stored; a restarted manager needs it: docker swarm unlock): ${key}`),
+      )
+    : o.api
+  const labels = o.settings.nodeLabels
+  const setLabels = async (r: JoinResult) => {
+    if (!labels || !r.nodeId || !formation.leaderName) return
+    const text = Object.entries(labels).map(([k, v]) => `${k}=${v}`).join(' ')
+    try {
+      await labelNode(o.api, endpointOf(byName.get(formation.leaderName)!), r.nodeId, labels)
+      o.reporter.host(r.name, `labelled ${text}`)
+    } catch (e) {
+      o.reporter.warn(`${r.name}: node labels ${text} not set: ${oneLine(e)}; set them with docker node update --label-add, or run the same command again`)
+    }
+  }
+  const formation: SwarmFormation = new SwarmFormation({
+    api,
     managers: o.settings.managers,
     workerConcurrency: o.settings.concurrency,
     managerAvailability: availability,
@@ -116,7 +166,10 @@ export async function prepareFormation(o: {
     endpoint: (n) => endpointOf(byName.get(n) ?? failMissing(n)),
     advertiseAddr: (n) => advertiseAddress(n, (byName.get(n) ?? failMissing(n)).machine!, o.settings.advertiseType),
     existing: plan.clusterId ? {clusterId: plan.clusterId, managers: plan.managers} : undefined,
-    onJoined: async (r) => recordJoin(o.store, r, advertiseAddress(r.name, byName.get(r.name)!.machine!, o.settings.advertiseType)),
+    onJoined: async (r) => {
+      await recordJoin(o.store, r, advertiseAddress(r.name, byName.get(r.name)!.machine!, o.settings.advertiseType))
+      await setLabels(r)
+    },
     log: (n, m) => o.reporter.host(n, m),
     signal: o.signal,
   })
@@ -282,7 +335,18 @@ export async function swarmInit(req: SwarmInitRequest): Promise<SwarmBatchResult
   const ordered = targets.map((t) => outcomes.get(t.name)!).filter(Boolean)
   const ingress = stopped ? undefined : await finishIngress(formation, reporter)
   const ghosts = stopped ? undefined : await cleanUpGhosts(formation, {storeHosts: clusterHosts.map((r) => r.name), failed: results.filter((r) => !r.ok).map((r) => r.name), reporter})
-  const runFile = await saveBatchRun(store, {command: req.command, startedAt, settings: {...req.settings, availability}, outcomes: ordered, timeouts: formation.timeouts})
+  // Members named again get this run's labels too (converging: a label already there is not rewritten).
+  const labels = req.settings.nodeLabels
+  if (labels && !stopped && formation.leaderName)
+    for (const m of plan.members.filter((n) => targetNames.has(n))) {
+      const rec = targets.find((t) => t.name === m)
+      const nodeId = (await api.info(endpointOf(rec!)).catch(() => undefined))?.nodeId
+      if (nodeId)
+        await labelNode(api, endpointOf(clusterHosts.find((h) => h.name === formation.leaderName)!), nodeId, labels).catch((e) =>
+          reporter.warn(`${m}: node labels not set: ${oneLine(e)}; run the same command again`),
+        )
+    }
+  const runFile = await saveBatchRun(store, {command: req.command, startedAt, settings: {...runSettings(req.settings), availability}, outcomes: ordered, timeouts: formation.timeouts})
   return {outcomes: ordered, clusterId: plan.clusterId ?? results.find((r) => r.clusterId)?.clusterId, leader: formation.leaderName, timeouts: formation.timeouts, runFile, availability, ghosts, ingress}
 }
 
@@ -343,6 +407,11 @@ export interface SwarmStatus {
   ghosts: GhostEntry[]
   /** Entries with no hostname that may still be joins in progress: not counted, not removed yet. */
   kept: GhostEntry[]
+  /**
+   * The ingress network (routing mesh): present; deferred (a new swarm's, still to be made after
+   * its joins: `belt swarm init` finishes it); none (`--no-ingress`); unknown (the manager did not say).
+   */
+  ingress: 'present' | 'deferred' | 'none' | 'unknown'
 }
 
 const ghostEntry = (v: NodeVerdict): GhostEntry => ({id: v.node.id, state: v.node.state, role: v.node.role, ...(v.node.noHostname ? {} : {hostname: v.node.hostname}), createdAt: v.node.createdAt, why: v.why})
@@ -381,7 +450,12 @@ async function inspectSwarm(store: Store, cluster?: string) {
 }
 
 export async function swarmStatus(store: Store, cluster?: string): Promise<SwarmStatus> {
-  const {clusterId, records, classification: c} = await inspectSwarm(store, cluster)
+  const {api, manager, clusterId, records, classification: c} = await inspectSwarm(store, cluster)
+  // The routing mesh: made after the joins, so a cut-off run may have left it to do.
+  const ingress: SwarmStatus['ingress'] = await (async () => {
+    if ((await api.swarmLabels(manager))[INGRESS_LABEL] === INGRESS_DEFERRED) return 'deferred'
+    return (await api.localIngress(manager)) ? 'present' : 'none'
+  })().catch(() => 'unknown' as const)
   const byNode = new Map(records.filter((r) => r.swarm?.nodeId).map((r) => [r.swarm!.nodeId!, r.name]))
   const listed = [...c.ready, ...c.down].map((v) => ({...v.node, host: byNode.get(v.node.id)}))
   listed.sort((a, b) => naturalCompare(a.host ?? a.hostname, b.host ?? b.hostname))
@@ -399,6 +473,7 @@ export async function swarmStatus(store: Store, cluster?: string): Promise<Swarm
     missing,
     ghosts: c.ghosts.map(ghostEntry),
     kept: c.kept.map(ghostEntry),
+    ingress,
   }
 }
 

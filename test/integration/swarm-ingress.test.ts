@@ -78,6 +78,8 @@ describe('the ingress network of a swarm of 3 local hosts, made after the joins'
     expect(r.stderr + r.stdout).toMatch(/Ingress network \(routing mesh\) created after the joins: ready on 3 nodes/)
     expect(await ingressOnEveryNode()).toEqual(HOSTS.map((h) => `${h}: true ingress-sbox`))
     expect(await swarmLabels()).not.toHaveProperty('belt.ingress')
+    const st = await belt(['swarm', 'status', '--json'], {store})
+    expect(JSON.parse(st.stdout).ingress).toBe('present')
   })
 
   it('a swarm left with its ingress deferred (a run cut off after init) is completed by belt swarm init', async () => {
@@ -89,6 +91,8 @@ describe('the ingress network of a swarm of 3 local hosts, made after the joins'
     await engineApi(await managerName(), 'DELETE', '/networks/ingress')
     for (let i = 0; i < 40 && (await engineApi<{Name: string}[]>(await managerName(), 'GET', '/networks')).some((n) => n.Name === 'ingress'); i++) await new Promise((r) => setTimeout(r, 250))
     expect((await ingressOnEveryNode()).filter((l) => l.endsWith('true ingress-sbox'))).toEqual([])
+    const st = await belt(['swarm', 'status'], {store})
+    expect(st.stdout).toMatch(/ingress network not made yet \(a run was cut off: belt swarm init makes it\)/)
 
     const r = await belt(['swarm', 'init'], {store})
     expect(r.code, r.stderr).toBe(0)
@@ -107,6 +111,7 @@ describe('the ingress network of a swarm of 3 local hosts, made after the joins'
     expect(again.stderr + again.stdout).not.toMatch(/Ingress network/)
     const nets = await dockerOn(await managerName(), ['network', 'ls', '--filter', 'driver=overlay', '--format', '{{.Name}}'])
     expect(nets.stdout.trim()).toBe('')
+    expect((await belt(['swarm', 'status'], {store})).stdout).toMatch(/; no ingress network \(no routing mesh\)/)
   })
 
   it('rm removes every host of this subnet', async () => {

@@ -43,6 +43,7 @@ export default class SwarmStatusCommand extends BaseCommand<typeof SwarmStatusCo
         (s.missing.length ? `; not listed: ${s.missing.join(', ')}` : '') +
         (s.ghosts.length ? `; ${plural(s.ghosts.length, 'ghost entry', 'ghost entries')} (belt swarm prune removes them)` : '') +
         (s.kept.length ? `; ${plural(s.kept.length, 'entry', 'entries')} with no hostname still joining` : '') +
+        (s.ingress === 'deferred' ? '; ingress network not made yet (a run was cut off: belt swarm init makes it)' : s.ingress === 'none' ? '; no ingress network (no routing mesh)' : '') +
         '\n',
     )
     return s
