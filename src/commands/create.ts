@@ -110,6 +110,8 @@ Ctrl-C: the first one starts nothing new and lets requests in flight return, so 
     }
 
     if (this.flags.swarm && !this.flags.bootstrap) throw usageError('--swarm needs the engines: drop --no-bootstrap', 'E_SWARM_NO_BOOTSTRAP')
+    // Swarm options are checked before anything is created (one line, exit 2).
+    const swarm = this.flags.swarm ? swarmSettingsFrom(this.flags) : undefined
     const openPorts = parsePorts(this.flags['open-port'] ?? [], '--open-port')
     const signal = this.interruptSignal()
     const startedAt = Date.now()
@@ -127,7 +129,7 @@ Ctrl-C: the first one starts nothing new and lets requests in flight return, so 
       cluster: this.flags.cluster,
       createConcurrency: this.flags.concurrency ?? entry.createConcurrency,
       bootstrap: this.flags.bootstrap ? {engine: engineConfigFrom(this.flags), concurrency: this.flags['bootstrap-concurrency'] ?? entry.bootstrapConcurrency} : undefined,
-      swarm: this.flags.swarm ? swarmSettingsFrom(this.flags) : undefined,
+      swarm,
       reporter,
       command: commandLine(this.id ?? 'create', this.argv, entry.name, entry.options),
       signal,
@@ -138,8 +140,15 @@ Ctrl-C: the first one starts nothing new and lets requests in flight return, so 
     const otherDrivers = new Set(drivers.filter((d) => d.name !== entry.name).flatMap((d) => d.options.map((o) => flagName(d.name, o.name))))
     const secret = new Set(entry.options.filter((o) => o.secret).map((o) => flagName(entry.name, o.name)))
     const shapes = {...(this.ctor as typeof Create).baseFlags, ...Create.flags} as Record<string, FlagShape>
+    // Values read from another variable than the flag's own (Machine's DIGITALOCEAN_USERDATA) go in as flags too.
+    const fromAliases: Record<string, unknown> = {}
+    for (const o of entry.options) {
+      const f = flagName(entry.name, o.name)
+      const v = options[o.name]
+      if (!o.secret && (this.flags as Record<string, unknown>)[f] === undefined && v !== undefined && v !== o.default) fromAliases[f] = o.boolean ? v === 'true' : v
+    }
     const again = (o: {omit?: string[]; args?: string[]}) =>
-      reproduceCommand(['create'], {...this.flags, driver: entry.name}, shapes, {secret, omit: new Set([...otherDrivers, ...(o.omit ?? [])]), args: o.args})
+      reproduceCommand(['create'], {...this.flags, ...fromAliases, driver: entry.name}, shapes, {secret, omit: new Set([...otherDrivers, ...(o.omit ?? [])]), args: o.args})
     // Hosts never created are created, created ones go on from their phase.
     const retry = (failed: string[]) => again({omit: ['count', 'prefix'], args: failed})
     // A Ctrl-C that came after every host was done changes nothing: the batch is complete.

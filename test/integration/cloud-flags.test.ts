@@ -176,8 +176,9 @@ describe('DigitalOcean: userdata (Machine spelling), ipv6, monitoring, backups, 
     })
     try {
       const r = await belt(
-        ['create', '--driver', 'digitalocean', '--digitalocean-api-url', failing.url, '--no-bootstrap', '--digitalocean-active-timeout', '1', '--digitalocean-userdata', userData, '--digitalocean-ipv6', '--open-port', '8080', 'retry1'],
-        {store: dir, env},
+        ['create', '--driver', 'digitalocean', '--digitalocean-api-url', failing.url, '--no-bootstrap', '--digitalocean-active-timeout', '1', '--digitalocean-ipv6', '--open-port', '8080', 'retry1'],
+        // Machine's variable: the retry line must still name the file (it may run in another shell).
+        {store: dir, env: {...env, DIGITALOCEAN_USERDATA: userData}},
       )
       expect(r.code, r.stderr).toBe(4)
       const line = (r.stderr + r.stdout).split('\n').find((l) => l.includes('belt create') && l.includes('retry1'))
