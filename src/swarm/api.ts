@@ -58,14 +58,19 @@ export interface JoinTokens {
  */
 export interface SwarmApi {
   info(e: EngineEndpoint): Promise<NodeSwarmInfo>
-  /** `swarm init`; resolves with the new node's ID. */
-  init(e: EngineEndpoint, advertiseAddr: string): Promise<string>
+  /** `swarm init`, with the options of a new swarm when given; resolves with the new node's ID. */
+  init(e: EngineEndpoint, advertiseAddr: string, spec?: SwarmInitSpec): Promise<string>
+  /** The key that unlocks a swarm with autolock (`docker swarm unlock-key`). A secret: shown once, never kept. */
+  unlockKey?(manager: EngineEndpoint): Promise<string>
   /** The join tokens; only a manager answers. Secrets: kept in memory only. */
   tokens(manager: EngineEndpoint): Promise<JoinTokens>
   join(e: EngineEndpoint, o: {advertiseAddr: string; remoteAddrs: string[]; token: string}): Promise<void>
   leave(e: EngineEndpoint, force: boolean): Promise<void>
   nodes(manager: EngineEndpoint): Promise<SwarmNode[]>
-  updateNode(manager: EngineEndpoint, node: SwarmNode, change: {role?: 'manager' | 'worker'; availability?: 'active' | 'pause' | 'drain'}): Promise<void>
+  /** One node's entry (`GET /nodes/{id}`), cheaper than the whole list. */
+  node?(manager: EngineEndpoint, nodeId: string): Promise<SwarmNode>
+  /** Changes a node's spec; `labels` are added to (or replace same-key) labels it has. */
+  updateNode(manager: EngineEndpoint, node: SwarmNode, change: {role?: 'manager' | 'worker'; availability?: 'active' | 'pause' | 'drain'; labels?: Record<string, string>}): Promise<void>
   removeNode(manager: EngineEndpoint, nodeId: string, force: boolean): Promise<void>
   /** Removes the swarm's ingress network (routing mesh), before nodes join. Resolves when none is left. */
   removeIngress(manager: EngineEndpoint): Promise<void>
@@ -84,6 +89,79 @@ export interface SwarmApi {
 
 /** The port managers listen on for the cluster (raft, joins). */
 export const SWARM_PORT = 2377
+
+/**
+ * Options of a new swarm (`docker swarm init` flags), sent in the Engine API's SwarmInitRequest.
+ * Only what is set is sent; dockerd keeps its defaults for the rest (at init it merges the
+ * non-zero fields of `Spec` into swarmkit's defaults). They apply when a swarm is created, never
+ * to one that exists (that is `docker swarm update`).
+ */
+export interface SwarmInitSpec {
+  /** `--default-addr-pool`: CIDRs overlay networks take their subnets from (`DefaultAddrPool`). */
+  defaultAddrPool?: string[]
+  /** `--default-addr-pool-mask-length`: the prefix length of each network's subnet (`SubnetSize`). */
+  subnetSize?: number
+  /** `--data-path-port`: the UDP port of VXLAN traffic between nodes (`DataPathPort`, default 4789). */
+  dataPathPort?: number
+  /** `--cert-expiry`, seconds: validity of node certificates (`Spec.CAConfig.NodeCertExpiry`). */
+  certExpirySeconds?: number
+  /** `--dispatcher-heartbeat`, seconds: how often nodes report to managers (`Spec.Dispatcher.HeartbeatPeriod`). */
+  heartbeatSeconds?: number
+  /** `--snapshot-interval`: Raft log entries between snapshots (`Spec.Raft.SnapshotInterval`). */
+  snapshotInterval?: number
+  /** `--max-snapshots`: older Raft snapshots kept (`Spec.Raft.KeepOldSnapshots`). */
+  keepOldSnapshots?: number
+  /** `--autolock`: managers need the unlock key after a restart (`Spec.EncryptionConfig.AutoLockManagers`). */
+  autolock?: boolean
+}
+
+const NS_PER_S = 1_000_000_000
+
+/** The body of `POST /swarm/init` (pure). Durations go in nanoseconds, as the Engine API wants. */
+export function swarmInitRequest(advertiseAddr: string, spec: SwarmInitSpec = {}): Record<string, unknown> {
+  const body: Record<string, unknown> = {ListenAddr: `0.0.0.0:${SWARM_PORT}`, AdvertiseAddr: advertiseAddr}
+  if (spec.defaultAddrPool?.length) body.DefaultAddrPool = [...spec.defaultAddrPool]
+  if (spec.subnetSize !== undefined) body.SubnetSize = spec.subnetSize
+  if (spec.dataPathPort !== undefined) body.DataPathPort = spec.dataPathPort
+  const s: Record<string, Record<string, unknown>> = {}
+  if (spec.snapshotInterval !== undefined || spec.keepOldSnapshots !== undefined)
+    s.Raft = {...(spec.snapshotInterval !== undefined ? {SnapshotInterval: spec.snapshotInterval} : {}), ...(spec.keepOldSnapshots !== undefined ? {KeepOldSnapshots: spec.keepOldSnapshots} : {})}
+  if (spec.heartbeatSeconds !== undefined) s.Dispatcher = {HeartbeatPeriod: Math.round(spec.heartbeatSeconds * NS_PER_S)}
+  if (spec.certExpirySeconds !== undefined) s.CAConfig = {NodeCertExpiry: Math.round(spec.certExpirySeconds * NS_PER_S)}
+  if (spec.autolock) s.EncryptionConfig = {AutoLockManagers: true}
+  if (Object.keys(s).length > 0) body.Spec = s
+  return body
+}
+
+/** The knobs of a spec for a run record (`belt report`): plain values, never a key. */
+export function describeInitSpec(spec: SwarmInitSpec | undefined): Record<string, string | number | boolean> {
+  const out: Record<string, string | number | boolean> = {}
+  if (!spec) return out
+  for (const [k, v] of Object.entries(spec)) if (v !== undefined) out[k] = Array.isArray(v) ? v.join(',') : v
+  return out
+}
+
+/**
+ * `api` with `init` sending `spec`, and, for a swarm with autolock, handing its unlock key to
+ * `onUnlockKey` right after init (the key is never stored: the caller shows it once).
+ */
+export function withInitSpec(api: SwarmApi, spec: SwarmInitSpec, onUnlockKey: (key: string) => void): SwarmApi {
+  return new Proxy(api, {
+    get(target, prop) {
+      if (prop === 'init')
+        return async (e: EngineEndpoint, advertiseAddr: string) => {
+          const nodeId = await target.init(e, advertiseAddr, spec)
+          if (spec.autolock) {
+            if (!target.unlockKey) throw new Error('this swarm API cannot read the unlock key of a swarm with autolock')
+            onUnlockKey(await target.unlockKey(e))
+          }
+          return nodeId
+        }
+      const v = Reflect.get(target, prop, target) as unknown
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v
+    },
+  })
+}
 
 /** True for the engine's "the join goes on in the background" answer: verify, don't fail. */
 export function isJoinTimeout(e: unknown): boolean {
@@ -117,6 +195,25 @@ interface RawNode {
   ManagerStatus?: {Leader?: boolean; Reachability?: string; Addr?: string}
 }
 
+/** A node entry of the Engine API as Belt reads it. */
+function toSwarmNode(n: RawNode): SwarmNode {
+  return {
+    id: n.ID,
+    version: n.Version.Index,
+    hostname: n.Description?.Hostname ?? n.ID,
+    role: n.Spec.Role,
+    availability: n.Spec.Availability,
+    state: n.Status.State,
+    addr: n.Status.Addr,
+    leader: Boolean(n.ManagerStatus?.Leader),
+    reachability: n.ManagerStatus?.Reachability,
+    engineVersion: n.Description?.Engine?.EngineVersion,
+    labels: n.Spec.Labels ?? {},
+    createdAt: n.CreatedAt,
+    ...(n.Description?.Hostname ? {} : {noHostname: true}),
+  }
+}
+
 /** {@link SwarmApi} over the Docker Engine API with the store's client certificate. */
 export class EngineSwarmApi implements SwarmApi {
   constructor(
@@ -141,8 +238,12 @@ export class EngineSwarmApi implements SwarmApi {
     }
   }
 
-  async init(e: EngineEndpoint, advertiseAddr: string): Promise<string> {
-    return this.req<string>(e, 'POST', '/swarm/init', {ListenAddr: `0.0.0.0:${SWARM_PORT}`, AdvertiseAddr: advertiseAddr}, 120_000)
+  async init(e: EngineEndpoint, advertiseAddr: string, spec?: SwarmInitSpec): Promise<string> {
+    return this.req<string>(e, 'POST', '/swarm/init', swarmInitRequest(advertiseAddr, spec), 120_000)
+  }
+
+  async unlockKey(manager: EngineEndpoint): Promise<string> {
+    return (await this.req<{UnlockKey: string}>(manager, 'GET', '/swarm/unlockkey')).UnlockKey
   }
 
   async tokens(manager: EngineEndpoint): Promise<JoinTokens> {
@@ -164,27 +265,16 @@ export class EngineSwarmApi implements SwarmApi {
     }
   }
 
-  async nodes(manager: EngineEndpoint): Promise<SwarmNode[]> {
-    const raw = await this.req<RawNode[]>(manager, 'GET', '/nodes')
-    return raw.map((n) => ({
-      id: n.ID,
-      version: n.Version.Index,
-      hostname: n.Description?.Hostname ?? n.ID,
-      role: n.Spec.Role,
-      availability: n.Spec.Availability,
-      state: n.Status.State,
-      addr: n.Status.Addr,
-      leader: Boolean(n.ManagerStatus?.Leader),
-      reachability: n.ManagerStatus?.Reachability,
-      engineVersion: n.Description?.Engine?.EngineVersion,
-      labels: n.Spec.Labels ?? {},
-      createdAt: n.CreatedAt,
-      ...(n.Description?.Hostname ? {} : {noHostname: true}),
-    }))
+  async node(manager: EngineEndpoint, nodeId: string): Promise<SwarmNode> {
+    return toSwarmNode(await this.req<RawNode>(manager, 'GET', `/nodes/${encodeURIComponent(nodeId)}`))
   }
 
-  async updateNode(manager: EngineEndpoint, node: SwarmNode, change: {role?: 'manager' | 'worker'; availability?: 'active' | 'pause' | 'drain'}): Promise<void> {
-    const spec = {Role: change.role ?? node.role, Availability: change.availability ?? node.availability, Labels: node.labels}
+  async nodes(manager: EngineEndpoint): Promise<SwarmNode[]> {
+    return (await this.req<RawNode[]>(manager, 'GET', '/nodes')).map(toSwarmNode)
+  }
+
+  async updateNode(manager: EngineEndpoint, node: SwarmNode, change: {role?: 'manager' | 'worker'; availability?: 'active' | 'pause' | 'drain'; labels?: Record<string, string>}): Promise<void> {
+    const spec = {Role: change.role ?? node.role, Availability: change.availability ?? node.availability, Labels: {...node.labels, ...change.labels}}
     await this.req(manager, 'POST', `/nodes/${encodeURIComponent(node.id)}/update?version=${node.version}`, spec)
   }
 

@@ -21,6 +21,7 @@ export default class SwarmInit extends BaseCommand<typeof SwarmInit> {
   }
 
   async run() {
+    const settings = swarmSettingsFrom(this.flags) // checked before anything changes (one line, exit 2)
     const startedAt = Date.now()
     const reporter = batchReporter(['join'], {json: this.jsonEnabled()})
     reporter.start()
@@ -28,7 +29,7 @@ export default class SwarmInit extends BaseCommand<typeof SwarmInit> {
       store: this.openStore(),
       patterns: this.positional,
       cluster: this.flags.cluster,
-      settings: swarmSettingsFrom(this.flags),
+      settings,
       reporter,
       command: ['belt', 'swarm', 'init', ...this.argv].join(' '),
       signal: this.interruptSignal(),
