@@ -5,9 +5,9 @@ import {INVENTORY_FORMATS, buildInventory, type InventoryFormat} from '../servic
 export default class Inventory extends BaseCommand<typeof Inventory> {
   static override summary = 'Export the hosts for Ansible, ssh and programs, with their pinned host keys'
   static override description = `Prints the hosts (every host, or those named by patterns) on stdout:
-  json        Belt's own list: name, cluster, driver, phase, address, privateAddress, ssh {user, port, identityFile}, hostKeys, engineUrl, swarm {role, nodeId}
+  json        Belt's own list: name, cluster, driver, phase, address, privateAddress, ssh {user, port, identityFile, proxy}, hostKeys, engineUrl, swarm {role, nodeId}
   ansible     Ansible's dynamic-inventory JSON: groups belt, cluster_<cluster>, driver_<driver>, swarm_managers, swarm_workers; _meta.hostvars with ansible_host, ansible_user, ansible_port, ansible_ssh_private_key_file and ansible_ssh_common_args that check host keys strictly against the exported known_hosts
-  ssh-config  Host blocks for ssh -F FILE (or Include): HostName, User, Port, IdentityFile, UserKnownHostsFile (the export), StrictHostKeyChecking yes
+  ssh-config  Host blocks for ssh -F FILE (or Include): HostName, User, Port, IdentityFile, UserKnownHostsFile (the export), StrictHostKeyChecking yes, and a ProxyCommand for a host behind a bastion
   known-hosts the pinned host keys in OpenSSH known_hosts format ([ADDRESS]:PORT when the port is not 22)
 
 ansible and ssh-config write the pinned keys of every host of the store to --known-hosts FILE (default <store>/known_hosts) and point ssh at it, so that Ansible and plain ssh check each host's key exactly as Belt does; --known-hosts FILE also writes it with the other formats. Hosts not created yet are left out (with a warning) of all but json.

@@ -1,5 +1,6 @@
 import path from 'node:path'
 import {environmentError, usageError} from '../errors.js'
+import {shQuote} from '../ssh/quote.js'
 import {writeFileAtomic} from '../store/atomic.js'
 import type {Store} from '../store/store.js'
 import type {HostRecord} from '../store/types.js'
@@ -17,8 +18,12 @@ export interface InventoryHost {
   /** Where SSH and the Docker API are reached; null until the host is created. */
   address: string | null
   privateAddress: string | null
-  /** null until the host is created. `identityFile` is the cluster key (0600) in the store. */
-  ssh: {user: string; port: number; identityFile: string} | null
+  /**
+   * null until the host is created. `identityFile` is the key the host logs in with: the cluster key
+   * (0600) in the store, or the operator's own key the machine names (generic driver). `proxy` is the
+   * bastion to reach it through (ssh's ProxyJump), with its pinned host keys.
+   */
+  ssh: {user: string; port: number; identityFile: string; proxy: {user: string; host: string; port: number; hostKeys: string[]} | null} | null
   /** The pinned host keys (`type base64`), as Belt checks them. */
   hostKeys: string[]
   /** The engine's URL (`tcp://ADDRESS:2376`, mutual TLS), once bootstrapped. */
@@ -40,7 +45,14 @@ export function inventoryHost(store: Store, r: HostRecord): InventoryHost {
     phase: r.phase,
     address: m?.address ?? null,
     privateAddress: m?.privateAddress ?? null,
-    ssh: m ? {user: m.ssh.user, port: m.ssh.port, identityFile: path.resolve(store.keysDir(r.cluster), 'id_ed25519')} : null,
+    ssh: m
+      ? {
+          user: m.ssh.user,
+          port: m.ssh.port,
+          identityFile: m.ssh.identityFile ?? path.resolve(store.keysDir(r.cluster), 'id_ed25519'),
+          proxy: m.ssh.proxy ? {user: m.ssh.proxy.user, host: m.ssh.proxy.host, port: m.ssh.proxy.port, hostKeys: [...(m.ssh.proxy.hostKeys ?? [])]} : null,
+        }
+      : null,
     hostKeys: [...(r.hostKeys ?? [])],
     engineUrl: r.engine?.url ?? null,
     swarm: r.swarm ? {role: r.swarm.role ?? null, nodeId: r.swarm.nodeId ?? null} : null,
@@ -52,17 +64,42 @@ export function knownHostsHost(address: string, port: number): string {
   return port === 22 ? address : `[${address}]:${port}`
 }
 
-/** OpenSSH known_hosts lines for the hosts' pinned keys, one per key, keyed by address (and port). */
+/**
+ * OpenSSH known_hosts lines for the hosts' pinned keys, one per key, keyed by address (and port);
+ * a bastion's pinned keys too (once, however many hosts go through it).
+ */
 export function knownHostsText(hosts: readonly InventoryHost[]): string {
   const lines: string[] = []
-  for (const h of hosts) {
-    if (!h.address || !h.ssh) continue
-    for (const key of h.hostKeys) {
+  const add = (host: string, keys: readonly string[]) => {
+    for (const key of keys) {
       const [type, blob] = key.trim().split(/\s+/)
-      if (type && blob) lines.push(`${knownHostsHost(h.address, h.ssh.port)} ${type} ${blob}`)
+      if (type && blob) lines.push(`${host} ${type} ${blob}`)
     }
   }
-  return lines.map((l) => l + '\n').join('')
+  for (const h of hosts) {
+    if (!h.address || !h.ssh) continue
+    add(knownHostsHost(h.address, h.ssh.port), h.hostKeys)
+    if (h.ssh.proxy) add(knownHostsHost(h.ssh.proxy.host, h.ssh.proxy.port), h.ssh.proxy.hostKeys)
+  }
+  return [...new Set(lines)].map((l) => l + '\n').join('')
+}
+
+/**
+ * The ProxyCommand that reaches a host through its bastion with the same key and the same strict
+ * host-key check against the export (a ProxyJump would check the bastion against the user's own
+ * known_hosts and keys instead). `%h:%p` are ssh's tokens; a literal `%` in a path is doubled.
+ */
+export function proxyCommand(proxy: {user: string; host: string; port: number}, identityFile: string, knownHostsFile: string): string {
+  const p = (s: string) => shQuote(s).replaceAll('%', '%%')
+  return [
+    'ssh -W %h:%p',
+    `-p ${proxy.port}`,
+    `-i ${p(identityFile)}`,
+    '-o IdentitiesOnly=yes',
+    `-o UserKnownHostsFile=${p(knownHostsFile)}`,
+    '-o StrictHostKeyChecking=yes',
+    p(`${proxy.user}@${proxy.host}`),
+  ].join(' ')
 }
 
 /** An ssh_config word: quoted when it holds a space or a quote. */
@@ -89,6 +126,7 @@ export function sshConfigText(hosts: readonly InventoryHost[], knownHostsFile: s
         '  IdentitiesOnly yes',
         `  UserKnownHostsFile ${configPath(knownHostsFile)}`,
         '  StrictHostKeyChecking yes',
+        ...(h.ssh.proxy ? [`  ProxyCommand ${proxyCommand(h.ssh.proxy, h.ssh.identityFile, knownHostsFile)}`] : []),
       ].join('\n'),
     )
   }
@@ -132,7 +170,9 @@ export function ansibleInventory(hosts: readonly InventoryHost[], knownHostsFile
       ansible_user: h.ssh.user,
       ansible_port: h.ssh.port,
       ansible_ssh_private_key_file: h.ssh.identityFile,
-      ansible_ssh_common_args: `-o UserKnownHostsFile=${configPath(knownHostsFile)} -o StrictHostKeyChecking=yes -o IdentitiesOnly=yes`,
+      ansible_ssh_common_args:
+        `-o UserKnownHostsFile=${configPath(knownHostsFile)} -o StrictHostKeyChecking=yes -o IdentitiesOnly=yes` +
+        (h.ssh.proxy ? ` -o ${shQuote(`ProxyCommand=${proxyCommand(h.ssh.proxy, h.ssh.identityFile, knownHostsFile)}`)}` : ''),
       belt_cluster: h.cluster,
       belt_driver: h.driver,
       ...(h.privateAddress ? {belt_private_address: h.privateAddress} : {}),

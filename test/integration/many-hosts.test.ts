@@ -230,4 +230,38 @@ describe('belt inventory', () => {
       expect(s.stdout.trim()).toBe(n)
     }
   })
+  it('a host behind a bastion is reached through a ProxyCommand that checks the bastion against the export too', async () => {
+    // node1 stands as node2's bastion: node2's record gets the proxy the generic driver records.
+    const file = path.join(store, 'hosts', 'node2.json')
+    const original = await readFile(file, 'utf8')
+    const rec = JSON.parse(original)
+    const n1 = JSON.parse(await readFile(path.join(store, 'hosts', 'node1.json'), 'utf8'))
+    const n3 = JSON.parse(await readFile(path.join(store, 'hosts', 'node3.json'), 'utf8'))
+    rec.machine.ssh.proxy = {user: 'root', host: n1.machine.address, port: 22, hostKeys: n1.hostKeys}
+    await writeFile(file, JSON.stringify(rec, null, 2))
+    try {
+      const kh = path.join(tmp, 'bastion_known_hosts')
+      const r = await belt(['inventory', '--format', 'ssh-config', '--known-hosts', kh, 'node2'], {store})
+      expect(r.code, r.stderr).toBe(0)
+      expect(r.stdout).toMatch(/^  ProxyCommand ssh -W %h:%p -p 22 -i \S+ -o IdentitiesOnly=yes -o UserKnownHostsFile=\S+ -o StrictHostKeyChecking=yes root@/m)
+      const cfg = path.join(tmp, 'bastion_ssh_config')
+      await writeFile(cfg, r.stdout)
+      const ok = await ssh(['-F', cfg, '-v', 'node2', 'hostname'])
+      expect(ok.code, ok.stderr).toBe(0)
+      expect(ok.stdout.trim()).toBe('node2')
+      expect(ok.stderr).toContain('Executing proxy command')
+      // The bastion's entry given node3's keys: the proxy's own ssh must refuse the bastion.
+      const good = await readFile(kh, 'utf8')
+      const forged = good
+        .split('\n')
+        .filter((l) => l && !l.startsWith(`${n1.machine.address} `))
+        .concat((n3.hostKeys as string[]).map((k) => `${n1.machine.address} ${k}`))
+      await writeFile(kh, forged.join('\n') + '\n')
+      const bad = await ssh(['-F', cfg, 'node2', 'hostname'])
+      expect(bad.code).toBe(255)
+      expect(bad.stderr).toMatch(/Host key verification failed/)
+    } finally {
+      await writeFile(file, original)
+    }
+  })
 })

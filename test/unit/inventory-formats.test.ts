@@ -3,7 +3,7 @@ import os from 'node:os'
 import path from 'node:path'
 import {afterEach, beforeEach, describe, expect, it} from 'vitest'
 import {UserError} from '../../src/errors.js'
-import {ansibleGroup, ansibleInventory, buildInventory, knownHostsHost, knownHostsText, sshConfigText} from '../../src/services/inventory.js'
+import {ansibleGroup, ansibleInventory, buildInventory, knownHostsHost, knownHostsText, proxyCommand, sshConfigText} from '../../src/services/inventory.js'
 import {Store, newRecord} from '../../src/store/store.js'
 import type {HostRecord} from '../../src/store/types.js'
 
@@ -143,7 +143,7 @@ describe('ssh-config and json', () => {
       phase: 'joined',
       address: '10.9.0.1',
       privateAddress: '172.16.0.1',
-      ssh: {user: 'root', port: 22, identityFile: path.resolve(store.dir, 'keys/default/id_ed25519')},
+      ssh: {user: 'root', port: 22, identityFile: path.resolve(store.dir, 'keys/default/id_ed25519'), proxy: null},
       hostKeys: [KEY1],
       engineUrl: 'tcp://10.9.0.1:2376',
       swarm: {role: 'manager', nodeId: 'id-node1'},
@@ -166,7 +166,26 @@ describe('ssh-config and json', () => {
     await expect(buildInventory({store, patterns: [], format: 'yaml' as never})).rejects.toBeInstanceOf(UserError)
   })
 
+  it("a host with the operator's own key behind a bastion: that key, a ProxyCommand checked against the export, the bastion's keys exported once", async () => {
+    const behind = (name: string): HostRecord => {
+      const r = host(name)
+      return {...r, machine: {...r.machine!, ssh: {user: 'admin', port: 22, identityFile: '/home/op/.ssh/id ed25519', proxy: {user: 'jump', host: '198.51.100.9', port: 2222, hostKeys: [KEY2]}}}}
+    }
+    await put(behind('node1'), behind('node2'))
+    const kh = path.join(dir, 'kh')
+    const cfg = await buildInventory({store, patterns: [], format: 'ssh-config', knownHostsFile: kh})
+    const pc = `ssh -W %h:%p -p 2222 -i '/home/op/.ssh/id ed25519' -o IdentitiesOnly=yes -o UserKnownHostsFile=${kh} -o StrictHostKeyChecking=yes jump@198.51.100.9`
+    expect(proxyCommand({user: 'jump', host: '198.51.100.9', port: 2222}, '/home/op/.ssh/id ed25519', kh)).toBe(pc)
+    expect(cfg.output).toContain(`  IdentityFile "/home/op/.ssh/id ed25519"\n`)
+    expect(cfg.output).toContain(`  ProxyCommand ${pc}\n`)
+    expect(await readFile(kh, 'utf8')).toBe(`10.9.0.1 ${KEY1}\n[198.51.100.9]:2222 ${KEY2}\n10.9.0.2 ${KEY1}\n`)
+    const vars = JSON.parse((await buildInventory({store, patterns: ['node1'], format: 'ansible', knownHostsFile: kh})).output)._meta.hostvars.node1
+    expect(vars.ansible_ssh_private_key_file).toBe('/home/op/.ssh/id ed25519')
+    expect(vars.ansible_ssh_common_args).toBe(`-o UserKnownHostsFile=${kh} -o StrictHostKeyChecking=yes -o IdentitiesOnly=yes -o 'ProxyCommand=${pc.replaceAll("'", `'\\''`)}'`)
+    expect(proxyCommand({user: 'j', host: 'b', port: 22}, '/k/100%', '/kh')).toContain("-i /k/100%%")
+  })
+
   it('knownHostsText skips malformed keys', () => {
-    expect(knownHostsText([{name: 'a', cluster: 'c', driver: 'd', phase: 'created', address: '1.2.3.4', privateAddress: null, ssh: {user: 'r', port: 22, identityFile: '/k'}, hostKeys: ['garbage', KEY1], engineUrl: null, swarm: null}])).toBe(`1.2.3.4 ${KEY1}\n`)
+    expect(knownHostsText([{name: 'a', cluster: 'c', driver: 'd', phase: 'created', address: '1.2.3.4', privateAddress: null, ssh: {user: 'r', port: 22, identityFile: '/k', proxy: null}, hostKeys: ['garbage', KEY1], engineUrl: null, swarm: null}])).toBe(`1.2.3.4 ${KEY1}\n`)
   })
 })
