@@ -128,6 +128,7 @@ export function planConvergence(spec: ClusterSpec, obs: Observation, o: {now: nu
   const mine = obs.hosts.filter((h) => h.record.cluster === spec.cluster)
   const claimed = new Set<string>()
   const removes: Extract<Action, {kind: 'remove'}>[] = []
+  const pinned = (findDriver(spec.driver)?.options ?? []).filter((o) => o.pinned && !o.secret)
   for (const g of spec.groups) {
     for (const name of g.hosts) {
       claimed.add(name)
@@ -147,6 +148,13 @@ export function planConvergence(spec: ClusterSpec, obs: Observation, o: {now: nu
       }
       if (h.busy) {
         plan.waiting.push({host: name, why: `belt process ${r.owner?.pid} is working on it (${r.phase})`})
+        continue
+      }
+      // Pinned options (subnet, endpoint, region) say where a host lives: it cannot move, and its
+      // peers must be made where it is.
+      const moved = pinned.filter((o) => (r.driverOptions[o.name] ?? o.default) !== (g.driverOptions[o.name] ?? o.default))
+      if (moved.length > 0) {
+        plan.blocked.push({host: name, why: moved.map((o) => `created with ${o.name} ${r.driverOptions[o.name] ?? o.default ?? '(none)'}, the file says ${g.driverOptions[o.name] ?? o.default ?? '(none)'}`).join('; ') + `: a host cannot move (remove it with belt rm ${name}, or fix the file)`})
         continue
       }
       if (h.live === 'missing') {

@@ -133,6 +133,13 @@ describe('planConvergence', () => {
     expect(kinds(p)).toEqual([])
   })
 
+  it("a host made at another pinned location (the local subnet) is blocked: it cannot move and its peers must be made where it is", () => {
+    const hosts = full()
+    hosts[3] = host('web1', {record: {driverOptions: {subnet: '10.99.0.0/16'}}})
+    const p = plan(hosts)
+    expect(p.blocked).toEqual([{host: 'web1', why: expect.stringMatching(/^created with subnet 10\.99\.0\.0\/16, the file says .*: a host cannot move \(remove it with belt rm web1, or fix the file\)$/)}])
+  })
+
   it('parses durations', () => {
     expect(parseDuration('90s')).toBe(90_000)
     expect(parseDuration('5m')).toBe(300_000)
