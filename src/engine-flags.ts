@@ -1,5 +1,5 @@
 import {Errors, Flags} from '@oclif/core'
-import {engineEnvProblem, type EngineConfig} from './bootstrap/commands.js'
+import {KERNEL_PROFILES, engineEnvProblem, type EngineConfig} from './bootstrap/commands.js'
 import {installUrlProblem} from './install-url.js'
 
 /**
@@ -36,6 +36,11 @@ export const engineFlags = {
     },
   }),
   'engine-install-proxy': Flags.string({description: 'HTTP proxy for the package manager during the engine install, e.g. http://10.0.0.1:3142', helpGroup: 'ENGINE'}),
+  'engine-kernel-profile': Flags.string({
+    description: 'opt-in kernel settings written to /etc/sysctl.d and applied: large-swarm raises the ARP/NDP table limits (gc_thresh1-3) and conntrack for swarms of hundreds of nodes',
+    options: Object.keys(KERNEL_PROFILES),
+    helpGroup: 'ENGINE',
+  }),
 }
 
 type EngineFlagValues = {
@@ -48,6 +53,7 @@ type EngineFlagValues = {
   'engine-install-url'?: string
   'engine-install-proxy'?: string
   'engine-env'?: string[]
+  'engine-kernel-profile'?: string
 }
 
 /** True when any `--engine-*` flag was given. */
@@ -67,5 +73,6 @@ export function engineConfigFrom(f: EngineFlagValues): EngineConfig {
     installUrl: f['engine-install-url'],
     installProxy: f['engine-install-proxy'],
     ...(f['engine-env']?.length ? {env: f['engine-env']} : {}),
+    ...(f['engine-kernel-profile'] ? {kernelProfile: f['engine-kernel-profile']} : {}),
   }
 }

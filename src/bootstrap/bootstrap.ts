@@ -22,6 +22,12 @@ import {
   stagingDirCommand,
   type EngineConfig,
   type Probe,
+  KERNEL_PROFILES,
+  applyKernelProfileCommand,
+  kernelProfileFile,
+  kernelProfilePath,
+  parseKernelProfileApply,
+  type KernelProfile,
 } from './commands.js'
 import {waitForEngine, type ClientTls, type EngineInfo} from './engine-api.js'
 
@@ -129,6 +135,15 @@ export async function bootstrapHost(input: BootstrapInput): Promise<BootstrapRes
   if (server) files.push({path: ENGINE_PATHS.cert, content: server.certPem, mode: 0o644}, {path: ENGINE_PATHS.key, content: server.keyPem, mode: 0o600})
   const changing = files.filter((f) => probe.sums.get(f.path) !== sha256(f.content))
   await putFiles(remote, user, changing)
+  // The opt-in kernel profile: a sysctl.d file (applied again at every boot) and the settings now; no engine restart.
+  const profile = input.engine.kernelProfile
+  if (profile && Object.hasOwn(KERNEL_PROFILES, profile)) {
+    const p = profile as KernelProfile
+    await run('mkdir -p /etc/sysctl.d')
+    await putFiles(remote, user, [{path: kernelProfilePath(p), content: kernelProfileFile(p), mode: 0o644}])
+    const {applied, skipped} = parseKernelProfileApply((await run(applyKernelProfileCommand(p))).stdout)
+    log(`kernel profile ${p}: ${applied.length} of ${applied.length + skipped.length} settings applied${skipped.length ? ` (not settable on this host: ${skipped.join(', ')})` : ''}`)
+  }
   const changed: string[] = changing.map((f) => f.path)
   if (input.resetEngineId && probe.keyJson) {
     await run(`rm -f ${ENGINE_PATHS.keyJson}`)

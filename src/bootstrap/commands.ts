@@ -289,3 +289,63 @@ export function upgradeScript(cfg: EngineConfig, templates: {script: string}): s
 
 /** Reload units and (re)start the engine; `enable` so it comes back after a reboot. */
 export const restartEngineCommand = 'systemctl daemon-reload; systemctl enable docker >/dev/null 2>&1; systemctl restart docker'
+
+/**
+ * Opt-in kernel settings for hosts of large swarms (`--engine-kernel-profile`), in the order they
+ * are applied. Why `large-swarm`: the kernel's neighbour (ARP/NDP) table is one table for the whole
+ * host, every network namespace included, and its defaults (gc_thresh1/2/3 = 128/512/1,024) are
+ * for a desktop. A swarm node keeps an entry per peer on the underlay, and one per peer in each
+ * overlay network it is attached to (the ingress included): about N x (1 + networks) entries. At
+ * 300 nodes with the ingress and one overlay that is ~900; one more network and it passes 1,024,
+ * the hard limit, where the kernel logs "neighbour table overflow" and drops packets (joins and
+ * gossip fail as "no route to host"; on the local driver's shared table it happened at about 30
+ * hosts). The profile raises the limits 64x (room for thousands of peers) and conntrack's table,
+ * which the routing mesh fills with one entry per connection through it (default 65,536 on small
+ * hosts). gc_thresh3 goes first so that thresh1 <= thresh2 <= thresh3 holds at every step.
+ */
+export const KERNEL_PROFILES = {
+  'large-swarm': [
+    ['net.ipv4.neigh.default.gc_thresh3', '65536'],
+    ['net.ipv4.neigh.default.gc_thresh2', '32768'],
+    ['net.ipv4.neigh.default.gc_thresh1', '8192'],
+    ['net.ipv6.neigh.default.gc_thresh3', '65536'],
+    ['net.ipv6.neigh.default.gc_thresh2', '32768'],
+    ['net.ipv6.neigh.default.gc_thresh1', '8192'],
+    ['net.netfilter.nf_conntrack_max', '262144'],
+  ],
+} as const satisfies Record<string, readonly (readonly [string, string])[]>
+export type KernelProfile = keyof typeof KERNEL_PROFILES
+
+/** The sysctl.d file of a profile: systemd-sysctl applies it again at every boot. */
+export const kernelProfilePath = (profile: KernelProfile): string => `/etc/sysctl.d/90-belt-${profile}.conf`
+
+/** The body of {@link kernelProfilePath}. */
+export function kernelProfileFile(profile: KernelProfile): string {
+  return [`# Written by belt (--engine-kernel-profile ${profile}); see belt's README, "Kernel profile".`, ...KERNEL_PROFILES[profile].map(([k, v]) => `${k} = ${v}`), ''].join('\n')
+}
+
+/**
+ * Applies a profile now, key by key, through /proc/sys (no procps needed), and prints `applied KEY`
+ * or `skipped KEY` per setting: a key the kernel does not have (conntrack not loaded) or will not
+ * let this host set (inside a network namespace, such as the local driver's hosts, these are the
+ * machine's, read-only or absent) is skipped, not an error. `root` is for tests.
+ */
+export function applyKernelProfileCommand(profile: KernelProfile, root = '/proc/sys'): string {
+  return KERNEL_PROFILES[profile]
+    .map(([k, v]) => {
+      const file = shQuote(`${root}/${k.replaceAll('.', '/')}`)
+      return `if [ -f ${file} ] && printf '%s\\n' ${shQuote(v)} > ${file} 2>/dev/null; then echo ${shQuote(`applied ${k}`)}; else echo ${shQuote(`skipped ${k}`)}; fi`
+    })
+    .join('; ')
+}
+
+/** What {@link applyKernelProfileCommand} printed: the keys applied and skipped. */
+export function parseKernelProfileApply(out: string): {applied: string[]; skipped: string[]} {
+  const applied: string[] = []
+  const skipped: string[] = []
+  for (const line of out.split('\n')) {
+    const m = /^(applied|skipped) (\S+)$/.exec(line.trim())
+    if (m) (m[1] === 'applied' ? applied : skipped).push(m[2]!)
+  }
+  return {applied, skipped}
+}

@@ -57,6 +57,8 @@ export interface EngineRecord {
     installProxy?: string
     /** `--engine-env KEY=VALUE`: environment of the engine's service (Environment= lines of the systemd drop-in). */
     env?: string[]
+    /** `--engine-kernel-profile`: opt-in kernel settings applied at bootstrap (see KERNEL_PROFILES). */
+    kernelProfile?: string
   }
   /** The server certificate's expiry (ISO-8601) and SHA-256 fingerprint. */
   certNotAfter?: string

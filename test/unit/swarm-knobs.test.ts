@@ -1,4 +1,10 @@
+import {execFileSync} from 'node:child_process'
+import {mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
 import {describe, expect, it} from 'vitest'
+import {KERNEL_PROFILES, applyKernelProfileCommand, kernelProfileFile, kernelProfilePath, parseKernelProfileApply} from '../../src/bootstrap/commands.js'
+import {engineConfigFrom} from '../../src/engine-flags.js'
 import {UserError} from '../../src/errors.js'
 import {labelNode, runSettings} from '../../src/services/swarm.js'
 import {initSpecFrom, parseDuration, parseSwarmLabels, swarmSettingsFrom, type SwarmFlagValues} from '../../src/swarm-flags.js'
@@ -200,5 +206,46 @@ describe('run records', () => {
       defaultAddrPool: '10.96.0.0/12',
       nodeLabels: 'zone=eu-1',
     })
+  })
+})
+
+describe('kernel profile large-swarm', () => {
+  it('is a sysctl.d file, thresh3 before thresh2 before thresh1', () => {
+    expect(kernelProfilePath('large-swarm')).toBe('/etc/sysctl.d/90-belt-large-swarm.conf')
+    const lines = kernelProfileFile('large-swarm').split('\n').filter((l) => l && !l.startsWith('#'))
+    expect(lines).toEqual([
+      'net.ipv4.neigh.default.gc_thresh3 = 65536',
+      'net.ipv4.neigh.default.gc_thresh2 = 32768',
+      'net.ipv4.neigh.default.gc_thresh1 = 8192',
+      'net.ipv6.neigh.default.gc_thresh3 = 65536',
+      'net.ipv6.neigh.default.gc_thresh2 = 32768',
+      'net.ipv6.neigh.default.gc_thresh1 = 8192',
+      'net.netfilter.nf_conntrack_max = 262144',
+    ])
+  })
+
+  it('applies what the kernel has through a real sh, and reports the rest as skipped', () => {
+    const root = mkdtempSync(path.join(os.tmpdir(), 'belt-sysctl-'))
+    try {
+      // A kernel with IPv4 neighbour tables and nothing else (no IPv6, conntrack not loaded).
+      for (const k of ['gc_thresh1', 'gc_thresh2', 'gc_thresh3']) {
+        mkdirSync(path.join(root, 'net/ipv4/neigh/default'), {recursive: true})
+        writeFileSync(path.join(root, 'net/ipv4/neigh/default', k), '128\n')
+      }
+      const out = execFileSync('sh', ['-c', applyKernelProfileCommand('large-swarm', root)], {encoding: 'utf8'})
+      const r = parseKernelProfileApply(out)
+      expect(r.applied).toEqual(['net.ipv4.neigh.default.gc_thresh3', 'net.ipv4.neigh.default.gc_thresh2', 'net.ipv4.neigh.default.gc_thresh1'])
+      expect(r.skipped).toEqual(['net.ipv6.neigh.default.gc_thresh3', 'net.ipv6.neigh.default.gc_thresh2', 'net.ipv6.neigh.default.gc_thresh1', 'net.netfilter.nf_conntrack_max'])
+      expect(readFileSync(path.join(root, 'net/ipv4/neigh/default/gc_thresh3'), 'utf8')).toBe('65536\n')
+      expect(readFileSync(path.join(root, 'net/ipv4/neigh/default/gc_thresh1'), 'utf8')).toBe('8192\n')
+    } finally {
+      rmSync(root, {recursive: true, force: true})
+    }
+  })
+
+  it('is opt-in: --engine-kernel-profile sets it in the engine settings, nothing else does', () => {
+    expect(engineConfigFrom({}).kernelProfile).toBeUndefined()
+    expect(engineConfigFrom({'engine-kernel-profile': 'large-swarm'}).kernelProfile).toBe('large-swarm')
+    expect(Object.keys(KERNEL_PROFILES)).toEqual(['large-swarm'])
   })
 })
