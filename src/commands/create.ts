@@ -56,7 +56,7 @@ Ctrl-C: the first one starts nothing new and lets requests in flight return, so 
     names: Args.string({description: 'host names or patterns such as node[1:5]', required: false}),
   }
   static override flags = {
-    driver: Flags.string({char: 'd', description: 'driver that creates the hosts', env: 'BELT_DRIVER', options: drivers.map((d) => d.name)}),
+    driver: Flags.string({char: 'd', description: "driver that creates the hosts (docker-machine's MACHINE_DRIVER is read when neither this nor BELT_DRIVER is set)", env: 'BELT_DRIVER', options: drivers.map((d) => d.name)}),
     count: Flags.integer({char: 'n', description: 'add N hosts named <prefix><number>, numbered after the existing ones (when the last batch of this same command did not finish, it finishes that batch instead)', min: 1}),
     prefix: Flags.string({description: 'name prefix for --count', default: 'node'}),
     cluster: Flags.string({description: 'cluster the hosts belong to (shared SSH key and cloud resources)', default: 'default', env: 'BELT_CLUSTER'}),
@@ -157,9 +157,15 @@ Ctrl-C: the first one starts nothing new and lets requests in flight return, so 
     return finishBatch(r.outcomes, {verb: this.flags.bootstrap ? 'created and bootstrapped' : 'created', startedAt, retry})
   }
 
-  /** --driver, else a prompt on a terminal, else a usage error naming the flag. */
+  /** --driver (BELT_DRIVER), else docker-machine's MACHINE_DRIVER, else a prompt on a terminal, else a usage error naming the flag. */
   private async chooseDriver(): Promise<string> {
     if (this.flags.driver) return this.flags.driver
+    // docker-machine's variable, below --driver and BELT_DRIVER.
+    const machine = process.env.MACHINE_DRIVER
+    if (machine) {
+      if (!findDriver(machine)) throw usageError(`MACHINE_DRIVER=${machine}: belt has no such driver; choose one of ${drivers.map((d) => d.name).join(', ')}`, 'E_UNKNOWN_DRIVER', 'pass --driver, or unset MACHINE_DRIVER')
+      return machine
+    }
     if (!canPrompt())
       throw usageError(`missing --driver: choose one of ${drivers.map((d) => d.name).join(', ')}`, 'E_MISSING_DRIVER', 'e.g. belt create --driver local node1')
     const {select} = await import('@inquirer/prompts')
