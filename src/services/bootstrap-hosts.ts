@@ -6,7 +6,7 @@ import {bootstrapHost, type EngineTemplates} from '../bootstrap/bootstrap.js'
 import {emptyEngineConfig, type EngineConfig} from '../bootstrap/commands.js'
 import {ExitCode, UserError, oneLine} from '../errors.js'
 import {ensureCa, ensureClientCert, type ClientBundle} from '../pki/ca.js'
-import {certInfo, checkServerCert, issueServerCert, type Ca} from '../pki/x509.js'
+import {certValidity, checkServerCert, issueServerCert, type Ca} from '../pki/x509.js'
 import {isInterruption} from '../scheduler/interrupt.js'
 import {mapSettled} from '../scheduler/pool.js'
 import type {Store} from '../store/store.js'
@@ -114,7 +114,7 @@ export async function bootstrapOne(setup: BootstrapSetup, name: string, o: Boots
       }
     }
     const certPem = result.serverCertPem
-    const info = certPem ? certInfo(certPem) : undefined
+    const info = certPem ? certValidity(certPem) : undefined
     await store.update(name, (r) => {
       const rec: EngineRecord = {
         url: result.url,

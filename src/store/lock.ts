@@ -28,12 +28,19 @@ export class Locks {
     }
   }
 
+  /** The lock directory, made once per process (a batch takes thousands of locks). */
+  private dirMade?: Promise<unknown>
+
   private async withFileLock<T>(name: string, fn: () => Promise<T>): Promise<T> {
-    await fs.mkdir(this.dir, {recursive: true, mode: 0o700})
+    await (this.dirMade ??= fs.mkdir(this.dir, {recursive: true, mode: 0o700}).catch((e: unknown) => {
+      this.dirMade = undefined
+      throw e
+    }))
     const target = path.join(this.dir, name.replace(/[^a-zA-Z0-9._-]/g, '_'))
     const timeoutMs = this.opts.timeoutMs ?? 60_000
     let release: (() => Promise<void>) | undefined
     const deadline = Date.now() + timeoutMs
+    let remade = false
     for (;;) {
       try {
         // Loaded at the first lock: commands that only read records (ip, env, ls) never pay for it.
@@ -41,6 +48,12 @@ export class Locks {
         release = await lockfile.lock(target, {realpath: false, stale: 15_000, update: 5_000})
         break
       } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'ENOENT' && !remade) {
+          // The lock directory went away since it was made (the store was cleaned): make it again, once.
+          remade = true
+          await (this.dirMade = fs.mkdir(this.dir, {recursive: true, mode: 0o700}))
+          continue
+        }
         if ((e as NodeJS.ErrnoException).code !== 'ELOCKED') throw e
         if (Date.now() > deadline)
           throw environmentError(

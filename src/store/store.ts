@@ -195,15 +195,43 @@ export class Store {
     })
   }
 
-  /** Appends a resource line to the journal (O_APPEND writes of one line are atomic on Linux). */
-  async journal(line: Omit<JournalLine, 'at'>): Promise<void> {
-    await this.init()
-    const fh = await fs.open(path.join(this.dir, 'journal.jsonl'), 'a', 0o600)
+  /**
+   * Appends a resource line to the journal and resolves once it is on disk (fsynced). Lines that
+   * come while a write is under way go together in the next one (group commit: one O_APPEND write,
+   * atomic on Linux, and one fsync for all of them): 300 hosts' lines at once cost a few fsyncs,
+   * not 300. Lines are written in the order of the calls. A failed write rejects every line it carried.
+   */
+  journal(line: Omit<JournalLine, 'at'>): Promise<void> {
+    const text = JSON.stringify({at: new Date().toISOString(), ...line}) + '\n'
+    return new Promise((resolve, reject) => {
+      this.journalQueue.push({text, resolve, reject})
+      this.journalWriting ??= this.writeJournal()
+    })
+  }
+
+  private readonly journalQueue: {text: string; resolve: () => void; reject: (e: unknown) => void}[] = []
+  private journalWriting?: Promise<void>
+
+  private async writeJournal(): Promise<void> {
     try {
-      await fh.write(JSON.stringify({at: new Date().toISOString(), ...line}) + '\n')
-      await fh.sync()
+      while (this.journalQueue.length > 0) {
+        const batch = this.journalQueue.splice(0)
+        try {
+          await this.init()
+          const fh = await fs.open(path.join(this.dir, 'journal.jsonl'), 'a', 0o600)
+          try {
+            await fh.write(batch.map((b) => b.text).join(''))
+            await fh.sync()
+          } finally {
+            await fh.close()
+          }
+          for (const b of batch) b.resolve()
+        } catch (e) {
+          for (const b of batch) b.reject(e)
+        }
+      }
     } finally {
-      await fh.close()
+      this.journalWriting = undefined
     }
   }
 

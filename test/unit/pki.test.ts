@@ -33,6 +33,7 @@ import {
   type KeyPair,
   type KeyType,
 } from '../../src/pki/ca.js'
+import {certValidity} from '../../src/pki/x509.js'
 import {Store} from '../../src/store/store.js'
 
 const DAY = 24 * 60 * 60 * 1000
@@ -165,6 +166,9 @@ describe.each<{keyType: KeyType; nodeType: string}>([
     expect(c.checkIP('203.0.113.6')).toBeUndefined()
     expect(c.checkHost('node2', {subject: 'never'})).toBeUndefined()
     const info = certInfo(server.certPem)
+    // What a record keeps, read natively (certValidity) or through asn1js (certInfo): the same.
+    expect(certValidity(server.certPem)).toEqual({notAfter: info.notAfter, fingerprint: info.fingerprint})
+    expect(info.fingerprint).toMatch(/^([0-9A-F]{2}:){31}[0-9A-F]{2}$/)
     expect(info.ipAddresses).toEqual(['203.0.113.5', '10.0.0.5', '127.0.0.1'])
     expect(info.dnsNames).toEqual(['ip-10-0-0-5', 'node1', 'localhost'])
     expect(info.issuer).toBe(ca.subject)

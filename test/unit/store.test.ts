@@ -68,6 +68,13 @@ describe('Store', () => {
     ).rejects.toThrow('node1 exists')
   })
 
+  it('journals 300 lines written at once, each whole, in the order given (written together, one fsync per group)', async () => {
+    await Promise.all(Array.from({length: 300}, (_, i) => store.journal({kind: 'droplet', id: String(i), host: `node${i}`, driver: 'digitalocean', action: 'created'})))
+    await store.journal({kind: 'droplet', id: 'last', driver: 'digitalocean', action: 'deleted'})
+    const lines = (await readFile(path.join(store.dir, 'journal.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as {id: string})
+    expect(lines.map((l) => l.id)).toEqual([...Array.from({length: 300}, (_, i) => String(i)), 'last'])
+  })
+
   it('journals resources as JSON lines', async () => {
     await store.journal({kind: 'netns', id: 'b-1', host: 'node1', driver: 'local', action: 'created'})
     await store.journal({kind: 'netns', id: 'b-1', host: 'node1', driver: 'local', action: 'deleted'})
