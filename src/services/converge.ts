@@ -269,6 +269,22 @@ export class ConvergeApi {
     const spec = {Role: change.role ?? n.role, Availability: change.availability ?? n.availability, Labels: change.labels ?? n.labels}
     await engineRequest(m.address, m.port, this.tls, 'POST', `/nodes/${encodeURIComponent(n.id)}/update?version=${n.version}`, spec)
   }
+  /**
+   * Changes a node's spec from its current version: read, update, and read again when another
+   * change came in between ("update out of sequence", e.g. the swarm's own update after a demotion).
+   */
+  async change(m: EngineEndpoint, nodeId: string, change: {role?: 'manager' | 'worker'; availability?: 'active' | 'pause' | 'drain'; labels?: Record<string, string>}): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      const n = (await this.nodes(m)).find((x) => x.id === nodeId)
+      if (!n) throw new Error(`node ${nodeId.slice(0, 12)} is not in the swarm's node list`)
+      try {
+        return await this.update(m, n, change)
+      } catch (e) {
+        if (attempt >= 10 || !/out of sequence/i.test(oneLine(e))) throw e
+        await sleep(500 * attempt)
+      }
+    }
+  }
   /** Tasks still running on a node. */
   async runningTasks(m: EngineEndpoint, nodeId: string): Promise<number> {
     const filters = encodeURIComponent(JSON.stringify({node: [nodeId]}))
@@ -401,7 +417,7 @@ export async function applyCluster(req: ApplyRequest): Promise<ApplyResult> {
       if ('nodes' in r) {
         const node = nodeOf(rec, r.nodes)
         if (node) {
-          if (node.role === 'manager') await api.update(endpointOf(r.via), node, {role: 'worker'})
+          if (node.role === 'manager') await api.change(endpointOf(r.via), node.id, {role: 'worker'})
           const fresh = (await api.nodes(endpointOf(r.via))).find((n) => n.id === node.id)
           if (fresh) await api.swarm.removeNode(endpointOf(r.via), fresh.id, true)
           reporter.host(a.host, `node ${node.id.slice(0, 12)} removed from the swarm`)
@@ -488,7 +504,7 @@ export async function applyCluster(req: ApplyRequest): Promise<ApplyResult> {
             const labels = {...node.labels, ...add}
             for (const k of remove) delete labels[k]
             if (Object.keys(add).length + remove.length > 0) {
-              await api.update(endpointOf(r.via), node, {labels})
+              await api.change(endpointOf(r.via), node.id, {labels})
               reporter.host(name, `node labels ${describeAction({...action, add, remove} as Action).replace(/^relabel\s+\S+: /, '')}`)
             }
             await store.update(name, (x) => {
@@ -597,7 +613,7 @@ async function drainAndRemove(req: ApplyRequest, api: ConvergeApi, host: string,
     const reachableAfter = managers.filter((n) => n.id !== node!.id && n.reachability === 'reachable').length
     if (reachableAfter < Math.floor((managers.length - 1) / 2) + 1 || managers.length <= 1)
       throw new Error(`demoting it would leave ${reachableAfter} reachable of ${managers.length - 1} managers: below quorum`)
-    await api.update(via, node, {role: 'worker'})
+    await api.change(via, node.id, {role: 'worker'})
     reporter.host(host, 'demoted to worker')
     await store.update(host, (x) => {
       x.swarm = {...x.swarm, role: 'worker'}
@@ -605,7 +621,7 @@ async function drainAndRemove(req: ApplyRequest, api: ConvergeApi, host: string,
     ;({node, via} = await nodeThrough(api, store, spec.cluster, host))
   }
   if (node) {
-    if (node.availability !== 'drain') await api.update(via, node, {availability: 'drain'})
+    if (node.availability !== 'drain') await api.change(via, node.id, {availability: 'drain'})
     reporter.host(host, 'draining')
     const left = await until(settleMs, signal, () => api.runningTasks(via, node!.id), (n) => n === 0)
     if (left > 0) throw new Error(`${left} task${left === 1 ? '' : 's'} still running after ${Math.round(settleMs / 1000)} s of drain; not removed`)
@@ -627,7 +643,7 @@ async function rollHost(req: ApplyRequest, api: ConvergeApi, setup: BootstrapSet
   const availability = node.availability
   const readyBefore = (await api.nodes(via)).filter((n) => n.state === 'ready').length
   if (availability !== 'drain') {
-    await api.update(via, node, {availability: 'drain'})
+    await api.change(via, node.id, {availability: 'drain'})
     reporter.host(a.host, 'draining for the engine change')
     await until(settleMs, signal, () => api.runningTasks(via, node.id), (n) => n === 0)
   }
@@ -663,7 +679,7 @@ async function rollHost(req: ApplyRequest, api: ConvergeApi, setup: BootstrapSet
   if (settled < readyBefore) throw new Error(`${readyBefore - settled} node${readyBefore - settled === 1 ? ' is' : 's are'} not Ready again ${Math.round(settleMs / 1000)} s after the engine change (${settled} of ${readyBefore} Ready)`)
   if (availability !== 'drain') {
     const fresh = await nodeThrough(api, store, spec.cluster, a.host)
-    await api.update(fresh.via, fresh.node!, {availability})
+    await api.change(fresh.via, fresh.node!.id, {availability})
   }
   reporter.host(a.host, `rolled (${a.changes.join('; ')}); Ready and ${availability} again`)
 }
