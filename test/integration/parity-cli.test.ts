@@ -29,6 +29,10 @@ let store: string
 let repo: AptRepo | undefined
 let dockerConfig: string
 const address: Record<string, string> = {}
+const role: Record<string, string> = {}
+/** Which host became the manager is the formation's choice (the first engine ready). */
+let manager: string
+let worker: string
 
 const b = (args: string[], env?: NodeJS.ProcessEnv) => belt(args, {store, env})
 /** The real docker CLI pointed at a host by `belt config`. */
@@ -67,10 +71,12 @@ describe("docker-machine's commands and names, on real local hosts", () => {
     for (const n of ['par1', 'par2']) {
       const rec = await inspect(n)
       address[n] = rec.machine!.address
+      role[n] = rec.swarm!.role!
       expect(rec.engine?.config.env).toEqual([`HTTP_PROXY=${PROXY}`, `NO_PROXY=${NO_PROXY}`])
     }
-    expect((await inspect('par1')).swarm?.role).toBe('manager')
-    expect((await inspect('par2')).swarm?.role).toBe('worker')
+    expect(Object.values(role).sort()).toEqual(['manager', 'worker'])
+    manager = role.par1 === 'manager' ? 'par1' : 'par2'
+    worker = manager === 'par1' ? 'par2' : 'par1'
   }, 400_000)
 
   it('--engine-env reaches the engine exactly (docker info through `docker $(belt config NAME)`)', async () => {
@@ -87,6 +93,17 @@ describe("docker-machine's commands and names, on real local hosts", () => {
     expect(r.stderr).toMatch(/--engine-env: "NOT-A-NAME" is not an environment variable name/)
     expect((await b(['ls', '-q'])).stdout.split('\n').filter(Boolean)).toEqual(['par1', 'par2'])
   })
+
+  it("MACHINE_DRIVER names the driver when --driver and BELT_DRIVER do not; a Machine-only driver is a usage error", async () => {
+    const r = await b(['create', '--local-subnet', SUBNET, 'par3'], {MACHINE_DRIVER: 'virtualbox', BELT_DRIVER: undefined})
+    expect(r.code).toBe(2)
+    expect(r.stderr).toMatch(/^Error: MACHINE_DRIVER=virtualbox: belt has no such driver; choose one of local, /)
+    const nb = await b(['create', '--local-subnet', SUBNET, '--no-bootstrap', '--engine-label', 'x=y', 'par3'], {MACHINE_DRIVER: 'local', BELT_DRIVER: undefined})
+    expect(nb.code, nb.stderr).toBe(0)
+    expect((await inspect('par3')).driver).toBe('local')
+    const rm3 = await b(['rm', '-y', '--force', 'par3'])
+    expect(rm3.code, rm3.stderr).toBe(0)
+  }, 300_000)
 
   it('url, version NAME and version: the engine as the docker CLI sees it', async () => {
     const url = await b(['url', 'par1'])
@@ -129,25 +146,26 @@ describe("docker-machine's commands and names, on real local hosts", () => {
     const ls = await b(['ls'])
     expect(ls.code, ls.stderr).toBe(0)
     expect(ls.stdout.split('\n')[0]).toMatch(/^NAME\s+DRIVER\s+STATE\s+URL\s+SWARM\s+DOCKER\s+ERRORS$/)
-    expect(ls.stdout).toMatch(new RegExp(`^par1\\s+local\\s+Running\\s+tcp://${address.par1}:2376\\s+manager\\s+v${server}$`, 'm'))
+    expect(ls.stdout).toMatch(new RegExp(`^par1\\s+local\\s+Running\\s+tcp://${address.par1}:2376\\s+${role.par1}\\s+v${server.replace(/[.+]/g, '\\$&')}$`, 'm'))
     const f = await b(['ls', '--format', '{{.Name}} {{.Active}} {{.DriverName}} {{.State}} {{.URL}} {{.Swarm}} {{.DockerVersion}}'], {DOCKER_HOST: `tcp://${address.par2}:2376`})
-    expect(f.stdout).toBe(`par1 - local Running tcp://${address.par1}:2376 manager v${server}\npar2 * local Running tcp://${address.par2}:2376 worker v${server}\n`)
+    expect(f.stdout).toBe(`par1 - local Running tcp://${address.par1}:2376 ${role.par1} v${server}\npar2 * local Running tcp://${address.par2}:2376 ${role.par2} v${server}\n`)
     const t = await b(['ls', '-f', 'table {{.Name}}\\t{{.ResponseTime}}', '--filter', 'label=tier=web', '--filter', 'swarm=worker'])
-    expect(t.stdout).toMatch(/^NAME\s+RESPONSE\npar2\s+\d+ms\n$/)
+    expect(t.stdout).toMatch(new RegExp(`^NAME\\s+RESPONSE\n${worker}\\s+\\d+ms\n$`))
     expect((await b(['ls', '-q', '--filter', 'label=tier=db'])).stdout).toBe('')
     const bad = await b(['ls', '--format', '{{.Nope}}'])
     expect(bad.code).toBe(2)
   })
 
   it('ls: an engine that does not answer is Unknown in DOCKER with the reason; the host stays Running', async () => {
-    const stop = await b(['ssh', 'par2', '--', 'systemctl', 'stop', 'docker'])
+    const stop = await b(['ssh', worker, '--', 'systemctl', 'stop', 'docker'])
     expect(stop.code, stop.stderr).toBe(0)
     try {
       const ls = await b(['ls', '--timeout', '5', '--format', '{{.Name}}|{{.State}}|{{.DockerVersion}}|{{.Error}}'])
       expect(ls.code, ls.stderr).toBe(0)
-      expect(ls.stdout).toMatch(/^par2\|Running\|Unknown\|engine version: .*(ECONNREFUSED|refused)/m)
+      expect(ls.stdout).toMatch(new RegExp(`^${worker}\\|Running\\|Unknown\\|engine version: .*(ECONNREFUSED|refused)`, 'm'))
+      expect(ls.stdout).toMatch(new RegExp(`^${manager}\\|Running\\|v`, 'm'))
     } finally {
-      const start = await b(['ssh', 'par2', '--', 'systemctl', 'start', 'docker'])
+      const start = await b(['ssh', worker, '--', 'systemctl', 'start', 'docker'])
       expect(start.code, start.stderr).toBe(0)
     }
   })
@@ -169,40 +187,45 @@ describe("docker-machine's commands and names, on real local hosts", () => {
     expect(bash).toMatch(/^create .*--engine-env/m)
     for (const c of ['active', 'url', 'config', 'version', 'upgrade']) expect(bash).toMatch(new RegExp(`^${c} `, 'm'))
     expect(await readdir(path.join(cache, 'belt', 'autocomplete', 'functions', 'zsh'))).toEqual(['_belt'])
+    const fish = await b(['completion', 'fish'])
+    expect(fish.code, fish.stderr).toBe(0)
+    expect(fish.stdout).toContain("complete -c belt -n '__belt_path_is' -a 'upgrade'")
+    expect(fish.stdout).toContain("complete -c belt -n '__belt_path_starts ls' -l format -s f -r")
+    expect(fish.stdout).toContain("complete -c belt -n '__belt_path_starts upgrade' -a '(belt ls -q 2>/dev/null)'")
   })
 
-  it('upgrade par2 (a swarm worker): drained, engine upgraded through apt and restarted, Ready, active again', {timeout: 300_000}, async () => {
+  it('upgrade WORKER: drained, engine upgraded through apt and restarted, Ready, active again', {timeout: 300_000}, async () => {
     const debs = existsSync(DEB_DIR) ? (await readdir(DEB_DIR)).filter((f) => f.endsWith('.deb')) : []
     if (debs.length === 0) throw new Error(`no .deb in ${DEB_DIR}: run bash scripts/setup.sh (it downloads it once)`)
     // The host's apt sees only a repository served by this test (tests never reach the internet).
     repo = await serveAptRepo(DEB_DIR, GATEWAY)
     const sources = path.join(tmp, 'sources.list')
     await writeFile(sources, `${repo.sourcesLine}\n`)
-    expect((await b(['scp', sources, 'par2:/etc/apt/sources.list'])).code).toBe(0)
-    const setup = await b(['ssh', 'par2', '--', 'sh', '-c', `rm -f /etc/apt/sources.list.d/* && echo 'Acquire::http::Proxy::${GATEWAY} "DIRECT";' > /etc/apt/apt.conf.d/99belt-test-repo`])
+    expect((await b(['scp', sources, `${worker}:/etc/apt/sources.list`])).code).toBe(0)
+    const setup = await b(['ssh', worker, '--', 'sh', '-c', `rm -f /etc/apt/sources.list.d/* && echo 'Acquire::http::Proxy::${GATEWAY} "DIRECT";' > /etc/apt/apt.conf.d/99belt-test-repo`])
     expect(setup.code, setup.stderr).toBe(0)
 
-    const pidBefore = await dockerdPid('par2')
+    const pidBefore = await dockerdPid(worker)
     const since = Math.floor(Date.now() / 1000) - 1
-    const r = await b(['upgrade', 'par2'])
+    const r = await b(['upgrade', worker])
     expect(r.code, r.stderr).toBe(0)
-    const lines = r.stderr.split('\n').filter((l) => l.startsWith('par2: '))
-    const order = ['drained (through par1)', 'upgrading and restarting the engine', 'Ready in the swarm again', 'active again', 'upgraded: engine ']
-    const idx = order.map((o) => lines.findIndex((l) => l.startsWith(`par2: ${o}`)))
+    const lines = r.stderr.split('\n').filter((l) => l.startsWith(`${worker}: `))
+    const order = [`drained (through ${manager})`, 'upgrading and restarting the engine', 'Ready in the swarm again', 'active again', 'upgraded: engine ']
+    const idx = order.map((o) => lines.findIndex((l) => l.startsWith(`${worker}: ${o}`)))
     expect(idx.every((x) => x >= 0), r.stderr).toBe(true)
     expect([...idx].sort((x, y) => x - y)).toEqual(idx)
     expect(r.stderr).toMatch(/^Upgraded 1 of 1 host/m)
 
     // apt in the host really asked the repository; the engine really restarted.
-    expect(repo.requests.some((q) => q.remoteAddress === address.par2 && q.path === '/Packages' && q.status === 200)).toBe(true)
-    expect(await dockerdPid('par2')).not.toBe(pidBefore)
-    // The swarm saw drain, then active, for par2's node (docker events on the manager), and par2 is back.
-    const nodeId = (await inspect('par2')).swarm!.nodeId!
-    const events = await docker('par1', ['events', '--since', String(since), '--until', String(Math.ceil(Date.now() / 1000)), '--filter', 'type=node', '--filter', `node=${nodeId}`, '--format', '{{index .Actor.Attributes "availability.new"}}'])
+    expect(repo.requests.some((q) => q.remoteAddress === address[worker] && q.path === '/Packages' && q.status === 200)).toBe(true)
+    expect(await dockerdPid(worker)).not.toBe(pidBefore)
+    // The swarm saw drain, then active, for the worker's node (docker events on the manager), and it is back.
+    const nodeId = (await inspect(worker)).swarm!.nodeId!
+    const events = await docker(manager, ['events', '--since', String(since), '--until', String(Math.ceil(Date.now() / 1000)), '--filter', 'type=node', '--filter', `node=${nodeId}`, '--format', '{{index .Actor.Attributes "availability.new"}}'])
     expect(events.split('\n').filter(Boolean)).toEqual(['drain', 'active'])
-    expect(await docker('par1', ['node', 'inspect', nodeId, '--format', '{{.Spec.Availability}} {{.Status.State}}'])).toBe('active ready')
+    expect(await docker(manager, ['node', 'inspect', nodeId, '--format', '{{.Spec.Availability}} {{.Status.State}}'])).toBe('active ready')
     // The engine's environment survived the restart.
-    expect(await docker('par2', ['info', '--format', '{{.HTTPProxy}}'])).toBe(PROXY)
+    expect(await docker(worker, ['info', '--format', '{{.HTTPProxy}}'])).toBe(PROXY)
   })
 
   it('rm -y --force removes both hosts and their namespaces', async () => {
