@@ -56,11 +56,11 @@ export function parsePorts(values: readonly string[], flag: string): PortSpec[] 
 export const formatPort = (p: PortSpec): string => `${p.port}${p.endPort !== undefined ? `-${p.endPort}` : ''}/${p.protocol}`
 
 /** The refusal for a driver without a cloud firewall (exit 2), saying what is true of its hosts instead. */
-export function noFirewallError(driver: string): UserError {
+export function noFirewallError(driver: string, fix = 'drop --open-port'): UserError {
   return usageError(
     `the ${driver} driver has no cloud firewall for Belt to publish ports in`,
     'E_PORTS_UNSUPPORTED',
-    `every port a ${driver} host listens on is already as reachable as the host itself (local: from this machine only, on the hosts' private bridge; generic: as the machine's own firewall allows); drop --open-port`,
+    `every port a ${driver} host listens on is already as reachable as the host itself (local: from this machine only, on the hosts' private bridge; generic: as the machine's own firewall allows); ${fix}`,
   )
 }
 
@@ -114,7 +114,7 @@ async function places(req: PortsRequest): Promise<Place[]> {
   const out: Place[] = []
   for (const g of groups.values()) {
     const driver = await g.entry.load()
-    if (!driver.setPorts || !driver.listPorts) throw noFirewallError(g.entry.name)
+    if (!driver.setPorts || !driver.listPorts) throw noFirewallError(g.entry.name, `there is nothing for belt ports to list, open or close on cluster ${req.cluster}`)
     out.push({entry: g.entry, driver: driver as Place['driver'], options: g.options, hosts: g.records.map((r) => r.name)})
   }
   return out
