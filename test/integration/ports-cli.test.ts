@@ -226,4 +226,22 @@ describe('drivers without a cloud firewall', () => {
     const ls = await belt(['ls', '--json'], {store: s})
     expect(JSON.parse(ls.stdout)).toEqual([])
   })
+
+  it('local: belt ports on a cluster of local hosts refuses in one line (exit 2) and says why', async () => {
+    const s = newStore()
+    try {
+      const made = await belt(['create', '--driver', 'local', '--local-subnet', '10.228.0.0/16', '--cluster', 'loc', '--no-bootstrap', 'lp1'], {store: s})
+      expect(made.code, made.stderr).toBe(0)
+      for (const args of [['ports', 'ls'], ['ports', 'open', '80'], ['ports', 'close', '80']]) {
+        const r = await belt([...args, '--cluster', 'loc'], {store: s})
+        expect(r.code, r.stderr).toBe(2)
+        expect(r.stderr).toContain('the local driver has no cloud firewall')
+        expect(r.stderr).toContain('nothing for belt ports to list, open or close on cluster loc')
+        expect(r.stderr).not.toMatch(/\n\s+at /)
+      }
+    } finally {
+      const rm = await belt(['rm', '-y', '--force', '*'], {store: s})
+      expect(rm.code, rm.stderr).toBe(0)
+    }
+  })
 })
