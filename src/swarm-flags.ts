@@ -164,3 +164,13 @@ export function swarmSettingsFrom(f: SwarmFlagValues): SwarmSettings {
     advertiseType: f['advertise-addr-type'] as SwarmSettings['advertiseType'],
   }
 }
+
+/** `create` without --swarm: a swarm option would do nothing, so it is refused (exit 2) rather than ignored. */
+export function refuseSwarmOptionsWithoutSwarm(f: Partial<SwarmFlagValues>): undefined {
+  const given = (['swarm-label', 'default-addr-pool', 'default-addr-pool-mask-length', 'data-path-port', 'cert-expiry', 'dispatcher-heartbeat', 'snapshot-interval', 'max-snapshots', 'autolock'] as const).filter((k) => {
+    const v = f[k]
+    return v !== undefined && v !== false && !(Array.isArray(v) && v.length === 0)
+  })
+  if (given.length > 0) throw usageError(`--${given[0]} is an option of the swarm`, 'E_SWARM_OPTION', 'add --swarm, or use it with belt swarm init')
+  return undefined
+}

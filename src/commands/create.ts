@@ -6,7 +6,7 @@ import {expandNames, nextNames} from '../names.js'
 import {engineConfigFrom, engineFlags} from '../engine-flags.js'
 import {runCreatePipeline} from '../services/pipeline.js'
 import {parsePorts} from '../services/ports.js'
-import {swarmFlags, swarmSettingsFrom} from '../swarm-flags.js'
+import {refuseSwarmOptionsWithoutSwarm, swarmFlags, swarmSettingsFrom} from '../swarm-flags.js'
 import {finishSwarmBatch} from '../ui/swarm-summary.js'
 import {resolveDriverOptions} from '../services/driver-context.js'
 import {finishBatch, interruptedBatch} from '../ui/batch.js'
@@ -111,7 +111,7 @@ Ctrl-C: the first one starts nothing new and lets requests in flight return, so 
 
     if (this.flags.swarm && !this.flags.bootstrap) throw usageError('--swarm needs the engines: drop --no-bootstrap', 'E_SWARM_NO_BOOTSTRAP')
     // Swarm options are checked before anything is created (one line, exit 2).
-    const swarm = this.flags.swarm ? swarmSettingsFrom(this.flags) : undefined
+    const swarm = this.flags.swarm ? swarmSettingsFrom(this.flags) : refuseSwarmOptionsWithoutSwarm(this.flags)
     const openPorts = parsePorts(this.flags['open-port'] ?? [], '--open-port')
     const signal = this.interruptSignal()
     const startedAt = Date.now()

@@ -76,6 +76,9 @@ describe('swarm knobs on a real 2-host swarm', () => {
       expect(r.stderr.trim().split('\n')).toHaveLength(1)
       expect(r.stderr).toMatch(message)
     }
+    const noSwarm = await belt(['create', '--driver', 'local', ...SUBNET, '--count', '2', '--autolock'], {store})
+    expect(noSwarm.code).toBe(2)
+    expect(noSwarm.stderr.trim()).toBe('Error: --autolock is an option of the swarm. Add --swarm, or use it with belt swarm init.')
     expect(await subnetLeftovers()).toEqual([])
     const ls = await belt(['ls', '-q'], {store})
     expect(ls.stdout.trim()).toBe('')

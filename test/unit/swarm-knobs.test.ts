@@ -7,7 +7,7 @@ import {KERNEL_PROFILES, applyKernelProfileCommand, kernelProfileFile, kernelPro
 import {engineConfigFrom} from '../../src/engine-flags.js'
 import {UserError} from '../../src/errors.js'
 import {labelNode, runSettings} from '../../src/services/swarm.js'
-import {initSpecFrom, parseDuration, parseSwarmLabels, swarmSettingsFrom, type SwarmFlagValues} from '../../src/swarm-flags.js'
+import {initSpecFrom, parseDuration, refuseSwarmOptionsWithoutSwarm, parseSwarmLabels, swarmSettingsFrom, type SwarmFlagValues} from '../../src/swarm-flags.js'
 import {swarmInitRequest, withInitSpec, type EngineEndpoint, type SwarmApi, type SwarmInitSpec, type SwarmNode} from '../../src/swarm/api.js'
 
 const base: SwarmFlagValues = {managers: 3, 'join-concurrency': 16, 'manager-availability': 'auto', 'advertise-addr-type': 'auto'}
@@ -247,5 +247,14 @@ describe('kernel profile large-swarm', () => {
     expect(engineConfigFrom({}).kernelProfile).toBeUndefined()
     expect(engineConfigFrom({'engine-kernel-profile': 'large-swarm'}).kernelProfile).toBe('large-swarm')
     expect(Object.keys(KERNEL_PROFILES)).toEqual(['large-swarm'])
+  })
+})
+
+describe('create without --swarm', () => {
+  it('refuses a swarm option rather than ignore it', () => {
+    expect(refuseSwarmOptionsWithoutSwarm({})).toBeUndefined()
+    expect(refuseSwarmOptionsWithoutSwarm({autolock: false, 'swarm-label': []})).toBeUndefined()
+    expect(() => refuseSwarmOptionsWithoutSwarm({autolock: true})).toThrow('--autolock is an option of the swarm')
+    expect(() => refuseSwarmOptionsWithoutSwarm({'swarm-label': ['a=b']})).toThrow('--swarm-label is an option of the swarm')
   })
 })
