@@ -115,7 +115,7 @@ const specs = (names: string[]): HostSpec[] => names.map((name) => ({name, clust
 
 describe('digitalocean options and pure helpers', () => {
   it('declares every option the CLI exposes, the token secret and required', () => {
-    expect(digitaloceanOptions.map((o) => o.name)).toEqual(['access-token', 'api-url', 'region', 'size', 'image', 'ssh-user', 'private-networking', 'vpc-uuid', 'admin-cidr', 'user-data', 'tags', 'active-timeout'])
+    expect(digitaloceanOptions.map((o) => o.name)).toEqual(['access-token', 'api-url', 'region', 'size', 'image', 'ssh-user', 'private-networking', 'vpc-uuid', 'admin-cidr', 'user-data', 'ipv6', 'monitoring', 'backups', 'ssh-key-fingerprint', 'tags', 'active-timeout'])
     expect(digitaloceanOptions[0]).toMatchObject({env: 'DIGITALOCEAN_ACCESS_TOKEN', required: true, secret: true})
     expect(digitaloceanOptions.find((o) => o.name === 'admin-cidr')!.description).toMatch(/0\.0\.0\.0\/0,::\/0 is ANYWHERE/)
   })
