@@ -19,7 +19,7 @@ import {clusterRecords, endpointOf, storeClientTls} from './swarm.js'
 /** What the upgrade does to a host and its swarm, injectable for tests. */
 export interface UpgradeSteps {
   swarm: SwarmApi
-  /** Tasks the swarm still runs (or starts) on a node, as a manager sees them. */
+  /** Tasks still running (or starting) on a node, by their actual state, as a manager sees them. */
   runningTasks(manager: EngineEndpoint, nodeId: string): Promise<number>
   /** Upgrades the host's engine packages and restarts the engine (over SSH). */
   upgradeEngine(r: HostRecord): Promise<void>
@@ -48,9 +48,11 @@ export async function upgradeSteps(store: Store, reporter: Reporter, signal?: Ab
   return {
     swarm: new EngineSwarmApi(tls),
     async runningTasks(manager, nodeId) {
-      const filters = encodeURIComponent(JSON.stringify({node: [nodeId], 'desired-state': ['running']}))
+      // By actual state, not desired state: a drained node's tasks are desired `shutdown` at once,
+      // while their containers still run until they stop.
+      const filters = encodeURIComponent(JSON.stringify({node: [nodeId]}))
       const tasks = await engineRequest<{Status?: {State?: string}}[]>(manager.address, manager.port, tls, 'GET', `/tasks?filters=${filters}`)
-      return tasks.filter((t) => ['new', 'pending', 'assigned', 'accepted', 'preparing', 'ready', 'starting', 'running'].includes(t.Status?.State ?? '')).length
+      return tasks.filter((t) => ['assigned', 'accepted', 'preparing', 'ready', 'starting', 'running'].includes(t.Status?.State ?? '')).length
     },
     async upgradeEngine(r) {
       setup ??= await prepareBootstrap(store)
@@ -147,9 +149,10 @@ export async function upgradeHosts(req: UpgradeRequest): Promise<HostOutcome[]> 
 
 async function waitDrained(steps: UpgradeSteps, manager: EngineEndpoint, nodeId: string, timeoutMs: number, poll: number, reporter: Reporter, name: string, signal?: AbortSignal): Promise<void> {
   const deadline = Date.now() + timeoutMs
-  for (;;) {
+  for (let first = true; ; first = false) {
     const n = await steps.runningTasks(manager, nodeId)
     if (n === 0) return
+    if (first) reporter.host(name, `waiting for ${n} task${n === 1 ? '' : 's'} to move off the node`)
     if (Date.now() + poll > deadline) {
       reporter.warn(`${name}: ${n} task${n === 1 ? '' : 's'} still on the node after ${seconds(timeoutMs)}; upgrading anyway`)
       return

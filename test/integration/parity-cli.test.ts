@@ -8,6 +8,7 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import type {HostRecord} from '../../src/store/types.js'
 import {serveAptRepo, type AptRepo} from '../helpers/apt-repo.js'
 import {belt, repoRoot} from '../helpers/cli.js'
+import {sleepImageTar} from '../helpers/image.js'
 
 /**
  * docker-machine's commands and flag names through the built CLI, on two real local hosts (a
@@ -205,12 +206,20 @@ describe("docker-machine's commands and names, on real local hosts", () => {
     const setup = await b(['ssh', worker, '--', 'sh', '-c', `rm -f /etc/apt/sources.list.d/* && echo 'Acquire::http::Proxy::${GATEWAY} "DIRECT";' > /etc/apt/apt.conf.d/99belt-test-repo`])
     expect(setup.code, setup.stderr).toBe(0)
 
+    // A service with tasks on both nodes: the drain must move the worker's away before its engine restarts.
+    const tar = sleepImageTar(tmp)
+    for (const h of [manager, worker]) await docker(h, ['import', tar, 'belt-sleep:1'])
+    await docker(manager, ['service', 'create', '--detach', '--name', 'sleeper', '--replicas', '4', '--no-resolve-image', 'belt-sleep:1', '/usr/bin/sleep', '1000000'])
+    const running = async () => (await docker(manager, ['service', 'ps', 'sleeper', '--filter', 'desired-state=running', '--format', '{{.Node}} {{.CurrentState}}'])).split('\n').filter((l) => / Running /.test(l)).map((l) => l.split(' ')[0])
+    for (let i = 0; i < 120 && !((await running()).length === 4 && (await running()).includes(worker)); i++) await new Promise((r) => setTimeout(r, 500))
+    expect((await running()).filter((n) => n === worker).length).toBeGreaterThan(0)
+
     const pidBefore = await dockerdPid(worker)
     const since = Math.floor(Date.now() / 1000) - 1
     const r = await b(['upgrade', worker])
     expect(r.code, r.stderr).toBe(0)
     const lines = r.stderr.split('\n').filter((l) => l.startsWith(`${worker}: `))
-    const order = [`drained (through ${manager})`, 'upgrading and restarting the engine', 'Ready in the swarm again', 'active again', 'upgraded: engine ']
+    const order = [`drained (through ${manager})`, 'waiting for ', 'upgrading and restarting the engine', 'Ready in the swarm again', 'active again', 'upgraded: engine ']
     const idx = order.map((o) => lines.findIndex((l) => l.startsWith(`${worker}: ${o}`)))
     expect(idx.every((x) => x >= 0), r.stderr).toBe(true)
     expect([...idx].sort((x, y) => x - y)).toEqual(idx)
@@ -224,6 +233,8 @@ describe("docker-machine's commands and names, on real local hosts", () => {
     const events = await docker(manager, ['events', '--since', String(since), '--until', String(Math.ceil(Date.now() / 1000)), '--filter', 'type=node', '--filter', `node=${nodeId}`, '--format', '{{index .Actor.Attributes "availability.new"}}'])
     expect(events.split('\n').filter(Boolean)).toEqual(['drain', 'active'])
     expect(await docker(manager, ['node', 'inspect', nodeId, '--format', '{{.Spec.Availability}} {{.Status.State}}'])).toBe('active ready')
+    // The service kept its 4 replicas, all on the manager now (a swarm does not move tasks back on its own).
+    expect(await running()).toEqual([manager, manager, manager, manager])
     // The engine's environment survived the restart.
     expect(await docker(worker, ['info', '--format', '{{.HTTPProxy}}'])).toBe(PROXY)
   })

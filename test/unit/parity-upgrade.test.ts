@@ -139,6 +139,7 @@ describe('upgradeHosts', () => {
     expect(c.nodes_.get('node-w1')).toMatchObject({availability: 'active', state: 'ready'})
     expect(lines.filter((l) => l.startsWith('w1: ')).map((l) => l.replace(/ \(\d.*\)$/, ''))).toEqual([
       'w1: drained (through m1)',
+      'w1: waiting for 2 tasks to move off the node',
       'w1: upgrading and restarting the engine',
       'w1: Ready in the swarm again',
       'w1: active again',
