@@ -165,7 +165,9 @@ export function planConvergence(spec: ClusterSpec, obs: Observation, o: {now: nu
         plan.actions.push({kind: 'replace', host: name, group: g.name, role: g.role, reason: 'an earlier removal did not finish'})
         continue
       }
-      if (r.phase !== 'joined' || r.error) {
+      // A joined host keeps its phase whatever an earlier step left in `error` (the pipeline would
+      // refuse to take a joined host on again).
+      if (r.phase !== 'joined') {
         plan.actions.push({kind: 'resume', host: name, group: g.name, role: g.role, from: r.error ? `${r.phase}, ${r.error.phase} failed` : r.phase})
         continue
       }
