@@ -357,9 +357,30 @@ describe('driver against a fake EC2 API', () => {
     const ctx = memoryContext()
     const results = await driver.removeMany(ids.map((id) => ({...machine, id})), {}, ctx)
     expect(results).toEqual(ids.map(() => undefined))
-    // Two DescribeInstances of 200 and 100 ids before, one TerminateInstances, two to confirm.
-    expect(calls.map((c) => c.action)).toEqual(['DescribeInstances', 'DescribeInstances', 'TerminateInstances', 'DescribeInstances', 'DescribeInstances'])
+    // One TerminateInstances, then two DescribeInstances (200 and 100 ids) to confirm; none before.
+    expect(calls.map((c) => c.action)).toEqual(['TerminateInstances', 'DescribeInstances', 'DescribeInstances'])
     expect(ctx.entries).toHaveLength(300)
+  })
+
+  it('removeMany: ids EC2 no longer knows, named by its NotFound answer, are gone; the others are terminated in a second call', async () => {
+    const ids = ['i-00000000000000001', 'i-00000000000000002', 'i-00000000000000003']
+    const terminated: string[][] = []
+    const {driver} = driverWith({
+      TerminateInstances: (input) => {
+        const got = input.InstanceIds as string[]
+        terminated.push(got)
+        if (got.includes(ids[1]!)) throw Object.assign(awsError('InvalidInstanceID.NotFound', 400), {message: `The instance ID '${ids[1]}' does not exist`})
+        return {}
+      },
+      DescribeInstances: (input) => {
+        const wanted = (input.Filters as {Values: string[]}[])[0]!.Values
+        return {Reservations: [{Instances: wanted.map((InstanceId) => ({InstanceId, State: {Name: 'shutting-down'}}))}]}
+      },
+    })
+    const ctx = memoryContext()
+    expect(await driver.removeMany(ids.map((id) => ({...machine, id})), {}, ctx)).toEqual([undefined, undefined, undefined])
+    expect(terminated).toEqual([ids, [ids[0], ids[2]]])
+    expect(ctx.entries.map((e) => e.id)).toEqual([ids[0], ids[2]])
   })
 
   it('removeCluster leaves a group held only by instances shutting down to the next rm, which deletes it', async () => {
