@@ -167,6 +167,12 @@ export function planConvergence(spec: ClusterSpec, obs: Observation, o: {now: nu
       }
       // A joined host keeps its phase whatever an earlier step left in `error` (the pipeline would
       // refuse to take a joined host on again).
+      // A swarm member whose engine step failed or was cut off (a roll, a provision): bootstrapped
+      // again in place like a roll, never joined again (it would take another role).
+      if (r.phase !== 'joined' && r.machine && h.node && r.swarm?.nodeId === h.node.id) {
+        plan.actions.push({kind: 'roll', host: name, group: g.name, role: h.node.role, changes: [`finish the engine: left ${r.phase}${r.error ? ` (${r.error.phase} failed)` : ''}`, ...engineChanges(r.engine?.config, spec.engine)], renewCert: false})
+        continue
+      }
       if (r.phase !== 'joined') {
         plan.actions.push({kind: 'resume', host: name, group: g.name, role: g.role, from: r.error ? `${r.phase}, ${r.error.phase} failed` : r.phase})
         continue

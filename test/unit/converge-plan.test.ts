@@ -63,6 +63,13 @@ describe('planConvergence', () => {
     expect(kinds(plan(hosts))).toEqual(['resume web2', 'resume web3', 'replace web4'])
   })
 
+  it('a swarm member left in error by a failed roll is rolled again in place, not joined again', () => {
+    const hosts = full()
+    hosts[1] = host('mgr2', {record: {phase: 'error', error: {phase: 'bootstrapping', message: 'x', at: ''}}})
+    const p = plan(hosts)
+    expect(p.actions).toEqual([{kind: 'roll', host: 'mgr2', group: 'mgr', role: 'manager', changes: ['finish the engine: left error (bootstrapping failed)'], renewCert: false}])
+  })
+
   it('a Down node is replaced only after --replace-after; before that it waits', () => {
     const down = (minutes: number) => {
       const hosts = full()
