@@ -29,6 +29,8 @@ export interface SwarmSettings {
   advertiseType: AdvertiseType
   /** A new swarm without the ingress network (routing mesh); for experiments. */
   noIngress?: boolean
+  /** A new swarm without ingress at init, the ingress made after the joins (`--defer-ingress`). */
+  deferIngress?: boolean
   /** Options of a new swarm (`--default-addr-pool`, `--autolock`, ...); ignored, with a warning, when the swarm exists. */
   init?: SwarmInitSpec
   /** Node labels set on each host of the batch once it joined (`--swarm-label`). */
@@ -162,7 +164,7 @@ export async function prepareFormation(o: {
     workerConcurrency: o.settings.concurrency,
     managerAvailability: availability,
     noIngress: o.settings.noIngress,
-    deferIngress: !o.settings.noIngress,
+    deferIngress: Boolean(o.settings.deferIngress) && !o.settings.noIngress,
     endpoint: (n) => endpointOf(byName.get(n) ?? failMissing(n)),
     advertiseAddr: (n) => advertiseAddress(n, (byName.get(n) ?? failMissing(n)).machine!, o.settings.advertiseType),
     existing: plan.clusterId ? {clusterId: plan.clusterId, managers: plan.managers} : undefined,

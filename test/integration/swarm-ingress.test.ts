@@ -72,8 +72,8 @@ async function managerName(): Promise<string> {
 const swarmLabels = async () => (await engineApi<{Spec: {Labels?: Record<string, string>}}>(await managerName(), 'GET', '/swarm')).Spec.Labels ?? {}
 
 describe('the ingress network of a swarm of 3 local hosts, made after the joins', () => {
-  it('create --swarm ends with the ingress network and its sandbox on every node, and no label left', async () => {
-    const r = await belt(['create', '--driver', 'local', ...SUBNET, '--count', '3', '--swarm', '--managers', '1'], {store})
+  it('create --swarm --defer-ingress ends with the ingress network and its sandbox on every node, and no label left', async () => {
+    const r = await belt(['create', '--driver', 'local', ...SUBNET, '--count', '3', '--swarm', '--managers', '1', '--defer-ingress'], {store})
     expect(r.code, r.stderr).toBe(0)
     expect(r.stderr + r.stdout).toMatch(/Ingress network \(routing mesh\) created after the joins: ready on 3 nodes/)
     expect(await ingressOnEveryNode()).toEqual(HOSTS.map((h) => `${h}: true ingress-sbox`))
