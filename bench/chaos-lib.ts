@@ -233,7 +233,11 @@ export function localNamespaces(subnet: string): () => Promise<Set<string>> {
   }
 }
 
-/** Live instance ids of a cluster in an EC2 emulator (pending to stopped: anything still billed). */
+/**
+ * Live instance ids of a cluster in an EC2 emulator (pending to stopped: anything still billed).
+ * `shutting-down` is not live: termination is irrevocable from there and EC2 bills no more, which
+ * is why `belt rm` counts it as gone.
+ */
 export function instanceIds(endpoint: string, env: NodeJS.ProcessEnv, cluster = 'default'): () => Promise<Set<string>> {
   return async () => {
     const {EC2Client, DescribeInstancesCommand} = await import('@aws-sdk/client-ec2')
@@ -242,7 +246,7 @@ export function instanceIds(endpoint: string, env: NodeJS.ProcessEnv, cluster = 
     let NextToken: string | undefined
     do {
       const page = await client.send(
-        new DescribeInstancesCommand({Filters: [{Name: 'tag:belt:cluster', Values: [cluster]}, {Name: 'instance-state-name', Values: ['pending', 'running', 'stopping', 'stopped', 'shutting-down']}], MaxResults: 1000, NextToken}),
+        new DescribeInstancesCommand({Filters: [{Name: 'tag:belt:cluster', Values: [cluster]}, {Name: 'instance-state-name', Values: ['pending', 'running', 'stopping', 'stopped']}], MaxResults: 1000, NextToken}),
       )
       for (const r of page.Reservations ?? []) for (const i of r.Instances ?? []) ids.add(i.InstanceId!)
       NextToken = page.NextToken

@@ -240,6 +240,7 @@ export class AmazonEc2Driver implements Driver {
     try {
       regions = await calls.call((api) => api.send(new DescribeRegionsCommand({})), ctx.signal)
     } catch (e) {
+      if (ctx.signal?.aborted) throw e
       throw connectionError(e, s)
     }
     const known = (regions.Regions ?? []).map((r) => r.RegionName)
@@ -276,6 +277,7 @@ export class AmazonEc2Driver implements Driver {
     try {
       await calls.call((api) => api.send(new DescribeKeyPairsCommand({KeyNames: [s.keypairName!]})), ctx.signal)
     } catch (e) {
+      if (ctx.signal?.aborted) throw e
       if (awsErrorCode(e) === 'InvalidKeyPair.NotFound') throw usageErr(`--amazonec2-keypair-name: no key pair ${s.keypairName} in ${s.region}`, 'aws ec2 describe-key-pairs lists them', e)
       throw e
     }
@@ -298,6 +300,8 @@ export class AmazonEc2Driver implements Driver {
         )
         return // an endpoint that ignores DryRun would have launched: EC2 and the emulator both answer DryRunOperation
       } catch (e) {
+        // Ctrl-C: the request was cut off, which says nothing about the hosts (not a usage error).
+        if (ctx.signal?.aborted) throw e
         const code = awsErrorCode(e)
         if (code === 'DryRunOperation') return
         if (code === 'UnauthorizedOperation' || code === 'AuthFailure') throw authError(e, s)
