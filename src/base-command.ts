@@ -130,6 +130,12 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
       code = ExitCode.interrupted
       line = 'Interrupted.'
       body = {code: 'E_INTERRUPTED', message: 'interrupted'}
+    } else if (this.interrupted) {
+      // After Ctrl-C, a request or wait cut off mid-way may surface as another library's error
+      // (an SDK's abort): a consequence of the interruption, not a bug, and nothing is lost.
+      code = ExitCode.interrupted
+      line = `Interrupted (${oneLine(err)}); every resource id known so far is in the journal. Run the same command again to go on.`
+      body = {code: 'E_INTERRUPTED', message: 'interrupted'}
     } else {
       ;({code, line, body} = bugOutput(err))
     }
