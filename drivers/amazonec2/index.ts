@@ -300,10 +300,10 @@ export class AmazonEc2Driver implements Driver {
         )
         return // an endpoint that ignores DryRun would have launched: EC2 and the emulator both answer DryRunOperation
       } catch (e) {
-        // Ctrl-C: the request was cut off, which says nothing about the hosts (not a usage error).
-        if (ctx.signal?.aborted) throw e
         const code = awsErrorCode(e)
         if (code === 'DryRunOperation') return
+        // Ctrl-C: the request was cut off, which says nothing about the hosts (not a usage error).
+        if (ctx.signal?.aborted) throw e
         if (code === 'UnauthorizedOperation' || code === 'AuthFailure') throw authError(e, s)
         // The type may not be offered in every zone: another subnet may do.
         if (code === 'Unsupported' || code === 'InsufficientInstanceCapacity') {
