@@ -6,20 +6,18 @@
  * the new flags and never the token. DigitalOcean exchanges are checked against the OpenAPI document.
  */
 import {createHash, generateKeyPairSync} from 'node:crypto'
-import {mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
+import {mkdtempSync, rmSync, writeFileSync} from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import addFormats from 'ajv-formats'
-import {OpenAPIBackend} from 'openapi-backend'
+import type {OpenAPIBackend} from 'openapi-backend'
+import {loadDoSpec, specViolations} from '../helpers/do-spec.js'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
-import YAML from 'yaml'
 import {Ec2Emulator, createSimulatedBacking as ec2Backing, type SimulatedBacking} from '../../drivers/amazonec2/emulator/index.js'
 import {memoryContext} from '../../drivers/digitalocean/emulator/context.js'
 import {startEmulator, type EmulatorHandle, type Exchange} from '../../drivers/digitalocean/emulator/server.js'
 import {createSimulatedBacking as doBacking} from '../../drivers/digitalocean/emulator/simulated-backing.js'
 import {belt} from '../helpers/cli.js'
 
-const SPEC = path.resolve(import.meta.dirname, '../../drivers/digitalocean/spec/digitalocean-openapi.yaml')
 const TOKEN = 'dop_v1_cloud_flags_test_token_0123456789'
 const AWS = {AWS_ACCESS_KEY_ID: 'AKIDFLAGSTEST', AWS_SECRET_ACCESS_KEY: 'flags-test-secret', AWS_EC2_METADATA_DISABLED: 'true', AWS_REGION: '', AWS_DEFAULT_REGION: '', AWS_PROFILE: ''}
 
@@ -47,32 +45,10 @@ function keyPair(comment: string): {publicKey: string; privatePem: string} {
   }
 }
 
-function violations(ex: Exchange): string[] {
-  const req = {method: ex.method.toLowerCase(), path: ex.path, query: ex.query, headers: ex.headers, body: ex.body}
-  const op = api.matchOperation(req)
-  const where = `${ex.method} ${ex.path} -> ${ex.status}`
-  if (!op) return [`${where}: no operation in the spec`]
-  const out: string[] = []
-  const r = api.validateRequest(req, op)
-  if (!r.valid) out.push(`${where}: request ${JSON.stringify(r.errors).slice(0, 400)}`)
-  const s = api.validateResponse(ex.responseBody === undefined ? null : ex.responseBody, op, ex.status)
-  if (!s.valid) out.push(`${where}: response ${JSON.stringify(s.errors).slice(0, 400)}`)
-  return out
-}
+const violations = (ex: Exchange) => specViolations(api, ex)
 
 beforeAll(async () => {
-  api = new OpenAPIBackend({
-    definition: YAML.parse(readFileSync(SPEC, 'utf8')),
-    quick: true,
-    validate: true,
-    coerceTypes: true,
-    ajvOpts: {strict: false, unicodeRegExp: false, formats: {uint32: true, int32: true, int64: true, float: true, double: true, string: true}},
-    customizeAjv: (ajv: Parameters<typeof addFormats.default>[0]) => {
-      addFormats.default(ajv)
-      return ajv
-    },
-  })
-  await api.init()
+  api = await loadDoSpec()
   doEmu = await startEmulator({
     backing: doBacking({octet: 92}),
     backingContext: memoryContext(),

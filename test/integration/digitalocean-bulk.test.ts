@@ -6,12 +6,9 @@
  * against the published OpenAPI document (openapi-backend), like the rest of the emulator's API.
  */
 import {generateKeyPairSync} from 'node:crypto'
-import {readFileSync} from 'node:fs'
-import path from 'node:path'
-import addFormats from 'ajv-formats'
-import {OpenAPIBackend} from 'openapi-backend'
+import type {OpenAPIBackend} from 'openapi-backend'
+import {loadDoSpec, specViolations} from '../helpers/do-spec.js'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
-import YAML from 'yaml'
 import type {ClusterSpec, DriverOptions, HostSpec, Machine} from '../../drivers/driver.js'
 import {DoClient} from '../../drivers/digitalocean/client.js'
 import {memoryContext} from '../../drivers/digitalocean/emulator/context.js'
@@ -19,7 +16,6 @@ import {startEmulator, type EmulatorHandle, type Exchange} from '../../drivers/d
 import {createSimulatedBacking} from '../../drivers/digitalocean/emulator/simulated-backing.js'
 import {createDigitalOceanDriver} from '../../drivers/digitalocean/index.js'
 
-const SPEC = path.resolve(import.meta.dirname, '../../drivers/digitalocean/spec/digitalocean-openapi.yaml')
 const TOKEN = 'dop_v1_emulator_token_for_bulk_tests_0123'
 
 function sshPublicKey(comment: string): string {
@@ -51,19 +47,7 @@ const count = (from: number, method: string, p: string | RegExp, q?: (x: Exchang
   exchanges.slice(from).filter((x) => x.method === method && (typeof p === 'string' ? x.path === p : p.test(x.path)) && (!q || q(x))).length
 
 beforeAll(async () => {
-  const a = new OpenAPIBackend({
-    definition: YAML.parse(readFileSync(SPEC, 'utf8')),
-    quick: true,
-    validate: true,
-    coerceTypes: true,
-    ajvOpts: {strict: false, unicodeRegExp: false, formats: {uint32: true, int32: true, int64: true, float: true, double: true, string: true}},
-    customizeAjv: (ajv: Parameters<typeof addFormats.default>[0]) => {
-      addFormats.default(ajv)
-      return ajv
-    },
-  })
-  await a.init()
-  api = a
+  api = await loadDoSpec()
   emu = await startEmulator({
     backing: createSimulatedBacking({octet: 83}),
     backingContext: memoryContext(),
@@ -137,19 +121,6 @@ describe('digitalocean bulk paths against the emulator', () => {
 
   it('every exchange conforms to the published OpenAPI document (delete by tag included)', () => {
     expect(exchanges.some((x) => x.method === 'DELETE' && x.path === '/v2/droplets' && x.query.tag_name)).toBe(true)
-    const bad: string[] = []
-    for (const ex of exchanges) {
-      const req = {method: ex.method.toLowerCase(), path: ex.path, query: ex.query, headers: ex.headers, body: ex.body}
-      const op = api.matchOperation(req)
-      if (!op) {
-        bad.push(`${ex.method} ${ex.path}: no operation in the spec`)
-        continue
-      }
-      const r = api.validateRequest(req, op)
-      if (!r.valid) bad.push(`${ex.method} ${ex.path}: request ${JSON.stringify(r.errors).slice(0, 300)}`)
-      const s = api.validateResponse(ex.responseBody === undefined ? null : ex.responseBody, op, ex.status)
-      if (!s.valid) bad.push(`${ex.method} ${ex.path} -> ${ex.status}: response ${JSON.stringify(s.errors).slice(0, 300)}`)
-    }
-    expect(bad).toEqual([])
+    expect(exchanges.flatMap((ex) => specViolations(api, ex))).toEqual([])
   })
 })

@@ -5,12 +5,10 @@
  * library (openapi-backend: routing, parameters, bodies and headers through ajv).
  */
 import {generateKeyPairSync} from 'node:crypto'
-import {readFileSync} from 'node:fs'
 import path from 'node:path'
-import addFormats from 'ajv-formats'
-import {OpenAPIBackend} from 'openapi-backend'
+import type {OpenAPIBackend} from 'openapi-backend'
+import {loadDoSpec, specViolations} from '../helpers/do-spec.js'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
-import YAML from 'yaml'
 import type {ClusterSpec, DriverOptions, HostSpec, Machine} from '../../drivers/driver.js'
 import {DoClient} from '../../drivers/digitalocean/client.js'
 import {memoryContext} from '../../drivers/digitalocean/emulator/context.js'
@@ -20,7 +18,6 @@ import {createDigitalOceanDriver, type DigitalOceanDeps} from '../../drivers/dig
 import {describeDriverConformance} from '../../drivers/testing/conformance.js'
 import {isUserError} from '../../src/errors.js'
 
-const SPEC = path.resolve(import.meta.dirname, '../../drivers/digitalocean/spec/digitalocean-openapi.yaml')
 const TOKEN = 'dop_v1_emulator_token_for_tests_0123456789'
 const REVOKED = 'dop_v1_revoked_token'
 
@@ -42,47 +39,9 @@ type Api = OpenAPIBackend
 let api: Api
 const exchanges: Exchange[] = []
 
-async function loadValidator(): Promise<Api> {
-  const definition = YAML.parse(readFileSync(SPEC, 'utf8'))
-  const a = new OpenAPIBackend({
-    definition,
-    // quick: validators are compiled per operation on first use (the document has ~500 operations).
-    quick: true,
-    validate: true,
-    coerceTypes: true,
-    // The document uses a few non-standard formats (uint32, ...): accept them; check the standard ones.
-    ajvOpts: {strict: false, unicodeRegExp: false, formats: {uint32: true, int32: true, int64: true, float: true, double: true, string: true}},
-    customizeAjv: (ajv: Parameters<typeof addFormats.default>[0]) => {
-      addFormats.default(ajv)
-      return ajv
-    },
-  })
-  await a.init()
-  return a
-}
+const loadValidator = loadDoSpec
 
-/** Every way `ex` departs from the published document (empty when it conforms). */
-function violations(ex: Exchange): string[] {
-  const where = `${ex.method} ${ex.path} -> ${ex.status}`
-  const req = {method: ex.method.toLowerCase(), path: ex.path, query: ex.query, headers: ex.headers, body: ex.body}
-  const op = api.matchOperation(req)
-  if (!op) return [`${where}: no operation in the spec`]
-  const out: string[] = []
-  const fmt = (errs: unknown) => JSON.stringify(errs).slice(0, 600)
-  const r = api.validateRequest(req, op)
-  if (!r.valid) out.push(`${where}: request ${fmt(r.errors)}`)
-  const body = ex.responseBody === undefined ? null : ex.responseBody
-  const s = api.validateResponse(body, op, ex.status)
-  if (!s.valid) out.push(`${where}: response body ${fmt(s.errors)}`)
-  const h = api.validateResponseHeaders(ex.responseHeaders, op, {statusCode: ex.status})
-  if (!h.valid) out.push(`${where}: response headers ${fmt(h.errors)}`)
-  if (ex.status >= 400 && ex.status !== 204) {
-    const b = ex.responseBody as {id?: unknown; message?: unknown; request_id?: unknown}
-    if (typeof b?.id !== 'string' || typeof b?.message !== 'string' || typeof b?.request_id !== 'string') out.push(`${where}: error body is not {id, message, request_id}`)
-  }
-  for (const hdr of ['ratelimit-limit', 'ratelimit-remaining', 'ratelimit-reset']) if (!(hdr in ex.responseHeaders)) out.push(`${where}: no ${hdr} header`)
-  return out
-}
+const violations = (ex: Exchange) => specViolations(api, ex)
 
 // ---- emulators -------------------------------------------------------------------------------
 

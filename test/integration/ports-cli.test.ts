@@ -5,20 +5,18 @@
  * hold afterwards: the DigitalOcean firewall's inbound rules and the EC2 security group's ingress.
  * Every DigitalOcean exchange is checked against the published OpenAPI document (openapi-backend).
  */
-import {mkdtempSync, readFileSync, rmSync} from 'node:fs'
+import {mkdtempSync, rmSync} from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import addFormats from 'ajv-formats'
-import {OpenAPIBackend} from 'openapi-backend'
+import type {OpenAPIBackend} from 'openapi-backend'
+import {loadDoSpec, specViolations} from '../helpers/do-spec.js'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
-import YAML from 'yaml'
 import {Ec2Emulator, createSimulatedBacking as ec2Backing, type SimulatedBacking} from '../../drivers/amazonec2/emulator/index.js'
 import {memoryContext} from '../../drivers/digitalocean/emulator/context.js'
 import {startEmulator, type EmulatorHandle, type Exchange} from '../../drivers/digitalocean/emulator/server.js'
 import {createSimulatedBacking as doBacking} from '../../drivers/digitalocean/emulator/simulated-backing.js'
 import {belt} from '../helpers/cli.js'
 
-const SPEC = path.resolve(import.meta.dirname, '../../drivers/digitalocean/spec/digitalocean-openapi.yaml')
 const TOKEN = 'dop_v1_ports_cli_test_token_0123456789'
 const AWS = {AWS_ACCESS_KEY_ID: 'AKIDPORTSTEST', AWS_SECRET_ACCESS_KEY: 'ports-test-secret', AWS_EC2_METADATA_DISABLED: 'true', AWS_REGION: '', AWS_DEFAULT_REGION: '', AWS_PROFILE: ''}
 
@@ -30,18 +28,7 @@ let ec2Hosts: SimulatedBacking
 const ec2Calls: {action: string; params: Record<string, unknown>}[] = []
 const stores: string[] = []
 
-function violations(ex: Exchange): string[] {
-  const req = {method: ex.method.toLowerCase(), path: ex.path, query: ex.query, headers: ex.headers, body: ex.body}
-  const op = api.matchOperation(req)
-  const where = `${ex.method} ${ex.path} -> ${ex.status}`
-  if (!op) return [`${where}: no operation in the spec`]
-  const out: string[] = []
-  const r = api.validateRequest(req, op)
-  if (!r.valid) out.push(`${where}: request ${JSON.stringify(r.errors).slice(0, 400)}`)
-  const s = api.validateResponse(ex.responseBody === undefined ? null : ex.responseBody, op, ex.status)
-  if (!s.valid) out.push(`${where}: response ${JSON.stringify(s.errors).slice(0, 400)}`)
-  return out
-}
+const violations = (ex: Exchange) => specViolations(api, ex)
 
 const newStore = () => {
   const s = mkdtempSync(path.join(os.tmpdir(), 'belt-ports-'))
@@ -50,18 +37,7 @@ const newStore = () => {
 }
 
 beforeAll(async () => {
-  api = new OpenAPIBackend({
-    definition: YAML.parse(readFileSync(SPEC, 'utf8')),
-    quick: true,
-    validate: true,
-    coerceTypes: true,
-    ajvOpts: {strict: false, unicodeRegExp: false, formats: {uint32: true, int32: true, int64: true, float: true, double: true, string: true}},
-    customizeAjv: (ajv: Parameters<typeof addFormats.default>[0]) => {
-      addFormats.default(ajv)
-      return ajv
-    },
-  })
-  await api.init()
+  api = await loadDoSpec()
   doEmu = await startEmulator({
     backing: doBacking({octet: 91}),
     backingContext: memoryContext(),
