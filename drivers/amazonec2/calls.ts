@@ -1,3 +1,4 @@
+import {DescribeInstancesCommand, type Filter, type Instance} from '@aws-sdk/client-ec2'
 import {sleep} from '../sleep.js'
 import {tcpAccepts} from '../tcp.js'
 import {Ec2ApiStats, isThrottling, type Ec2Api} from './client.js'
@@ -148,6 +149,18 @@ export class Ec2Calls {
         await sleep(backoff(attempt, this.timing.throttleBaseMs, this.timing.throttleMaxMs), signal)
       }
     }
+  }
+
+  /** Every instance DescribeInstances lists for `filters`, all pages (1,000 a page). */
+  async describeInstances(filters: Filter[], signal?: AbortSignal): Promise<Instance[]> {
+    const out: Instance[] = []
+    let NextToken: string | undefined
+    do {
+      const page = await this.call((api) => api.send(new DescribeInstancesCommand({Filters: filters, MaxResults: 1000, NextToken})), signal)
+      for (const r of page.Reservations ?? []) out.push(...(r.Instances ?? []))
+      NextToken = page.NextToken || undefined
+    } while (NextToken)
+    return out
   }
 }
 

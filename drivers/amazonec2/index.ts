@@ -576,17 +576,7 @@ export class AmazonEc2Driver implements Driver {
 
   /** The cluster's pending and running instances (every page). */
   private async clusterInstances(calls: Ec2Calls, cluster: string, ctx: DriverContext): Promise<Instance[]> {
-    const out: Instance[] = []
-    let NextToken: string | undefined
-    do {
-      const page = await calls.call(
-        (api) => api.send(new DescribeInstancesCommand({Filters: [{Name: `tag:${CLUSTER_TAG}`, Values: [cluster]}, {Name: 'instance-state-name', Values: ['pending', 'running', 'stopping', 'stopped']}], MaxResults: 1000, NextToken})),
-        ctx.signal,
-      )
-      out.push(...(page.Reservations ?? []).flatMap((r) => r.Instances ?? []))
-      NextToken = page.NextToken
-    } while (NextToken)
-    return out
+    return calls.describeInstances([{Name: `tag:${CLUSTER_TAG}`, Values: [cluster]}, {Name: 'instance-state-name', Values: ['pending', 'running', 'stopping', 'stopped']}], ctx.signal)
   }
 
   /**
@@ -716,13 +706,8 @@ export class AmazonEc2Driver implements Driver {
     const found = new Map<string, Instance>()
     await Promise.all(
       chunks([...new Set(ids)], IDS_PER_DESCRIBE).map(async (chunk) => {
-        let NextToken: string | undefined
-        do {
-          // The instance-id filter, unlike InstanceIds, does not fail the call for an id EC2 no longer lists.
-          const out = await calls.call((api) => api.send(new DescribeInstancesCommand({Filters: [{Name: 'instance-id', Values: chunk}], MaxResults: 1000, NextToken})), ctx.signal)
-          for (const r of out.Reservations ?? []) for (const i of r.Instances ?? []) if (i.InstanceId) found.set(i.InstanceId, i)
-          NextToken = out.NextToken || undefined
-        } while (NextToken)
+        // The instance-id filter, unlike InstanceIds, does not fail the call for an id EC2 no longer lists.
+        for (const i of await calls.describeInstances([{Name: 'instance-id', Values: chunk}], ctx.signal)) if (i.InstanceId) found.set(i.InstanceId, i)
       }),
     )
     return found
@@ -917,26 +902,7 @@ export class AmazonEc2Driver implements Driver {
     const s = this.settings(options)
     const {calls} = this.client(s)
     await this.deletePendingGroups(s, ctx)
-    const live: string[] = []
-    let token: string | undefined
-    do {
-      const out = await calls.call(
-        (api) =>
-          api.send(
-            new DescribeInstancesCommand({
-              Filters: [
-                {Name: `tag:${CLUSTER_TAG}`, Values: [cluster]},
-                {Name: 'instance-state-name', Values: ['pending', 'running', 'stopping', 'stopped']},
-              ],
-              MaxResults: 1000,
-              NextToken: token,
-            }),
-          ),
-        ctx.signal,
-      )
-      for (const r of out.Reservations ?? []) for (const i of r.Instances ?? []) live.push(i.InstanceId!)
-      token = out.NextToken || undefined
-    } while (token)
+    const live = (await this.clusterInstances(calls, cluster, ctx)).map((i) => i.InstanceId!)
     if (live.length > 0) {
       ctx.log(`keeping the key pair and security group of cluster ${cluster} in ${s.region}: ${live.length} instance(s) still carry its tag (${live.slice(0, 5).join(', ')}${live.length > 5 ? ', ...' : ''})`)
       return

@@ -1,6 +1,6 @@
 import {promises as fsp} from 'node:fs'
 import path from 'node:path'
-import {DeleteSecurityGroupCommand, DescribeInstancesCommand} from '@aws-sdk/client-ec2'
+import {DeleteSecurityGroupCommand} from '@aws-sdk/client-ec2'
 import type {DriverContext} from '../driver.js'
 import type {Ec2Calls} from './calls.js'
 import {awsErrorCode} from './client.js'
@@ -69,26 +69,14 @@ export function dropPendingGroups(ctx: DriverContext, client: string, cluster: s
 
 /** True when the instances using `groupId` are all shutting down (and there is at least one). */
 export async function heldOnlyByTerminating(calls: Ec2Calls, groupId: string, ctx: DriverContext): Promise<boolean> {
-  const states: string[] = []
-  let NextToken: string | undefined
-  do {
-    const out = await calls.call(
-      (api) =>
-        api.send(
-          new DescribeInstancesCommand({
-            Filters: [
-              {Name: 'instance.group-id', Values: [groupId]},
-              {Name: 'instance-state-name', Values: ['pending', 'running', 'stopping', 'stopped', 'shutting-down']},
-            ],
-            MaxResults: 1000,
-            NextToken,
-          }),
-        ),
-      ctx.signal,
-    )
-    for (const r of out.Reservations ?? []) for (const i of r.Instances ?? []) states.push(i.State?.Name ?? '')
-    NextToken = out.NextToken || undefined
-  } while (NextToken)
+  const held = await calls.describeInstances(
+    [
+      {Name: 'instance.group-id', Values: [groupId]},
+      {Name: 'instance-state-name', Values: ['pending', 'running', 'stopping', 'stopped', 'shutting-down']},
+    ],
+    ctx.signal,
+  )
+  const states = held.map((i) => i.State?.Name ?? '')
   return states.length > 0 && states.every((s) => s === 'shutting-down')
 }
 

@@ -1,4 +1,4 @@
-import {DescribeInstancesCommand, type Instance} from '@aws-sdk/client-ec2'
+import type {Instance} from '@aws-sdk/client-ec2'
 import {isThrottling} from './client.js'
 import type {Ec2Calls} from './calls.js'
 
@@ -136,14 +136,7 @@ export class InstanceWatcher {
 
   private async describe(ids: readonly string[]): Promise<Map<string, Instance>> {
     const found = new Map<string, Instance>()
-    let token: string | undefined
-    do {
-      const out = await this.calls.call((api) =>
-        api.send(new DescribeInstancesCommand({Filters: [{Name: 'instance-id', Values: [...ids]}], MaxResults: 1000, NextToken: token})),
-      )
-      for (const r of out.Reservations ?? []) for (const i of r.Instances ?? []) if (i.InstanceId) found.set(i.InstanceId, i)
-      token = out.NextToken || undefined
-    } while (token)
+    for (const i of await this.calls.describeInstances([{Name: 'instance-id', Values: [...ids]}])) if (i.InstanceId) found.set(i.InstanceId, i)
     return found
   }
 }
