@@ -78,18 +78,27 @@ export function prefixedOutput(names: readonly string[], io: Streams = process):
   }
 }
 
+/** Each host's output kept in memory until it ends. */
+function heldOutput(): {held: Map<string, {out: Buffer[]; err: Buffer[]}>; sink(name: string): OutputSink} {
+  const held = new Map<string, {out: Buffer[]; err: Buffer[]}>()
+  return {
+    held,
+    sink(name) {
+      const h = {out: [] as Buffer[], err: [] as Buffer[]}
+      held.set(name, h)
+      return {stdout: (c) => h.out.push(c), stderr: (c) => h.err.push(c)}
+    },
+  }
+}
+
 /**
  * `belt exec --group`: each host's whole output in one block when it ends, headed
  * `==> NAME (exit N) <==`; its stdout on stdout, its stderr on stderr right after.
  */
 export function groupedOutput(io: Streams = process): RunOutput {
-  const held = new Map<string, {out: Buffer[]; err: Buffer[]}>()
+  const {held, sink} = heldOutput()
   return {
-    sink(name): OutputSink {
-      const h = {out: [] as Buffer[], err: [] as Buffer[]}
-      held.set(name, h)
-      return {stdout: (c) => h.out.push(c), stderr: (c) => h.err.push(c)}
-    },
+    sink,
     done(run) {
       const h = held.get(run.name) ?? {out: [], err: []}
       held.delete(run.name)
@@ -104,13 +113,9 @@ export function groupedOutput(io: Streams = process): RunOutput {
 
 /** `--json`: output kept per host (as text) for the result; nothing printed while running. */
 export function collectedOutput(): RunOutput & {result(runs: readonly HostRun[]): (HostRun & {stdout: string; stderr: string})[]} {
-  const held = new Map<string, {out: Buffer[]; err: Buffer[]}>()
+  const {held, sink} = heldOutput()
   return {
-    sink(name): OutputSink {
-      const h = {out: [] as Buffer[], err: [] as Buffer[]}
-      held.set(name, h)
-      return {stdout: (c) => h.out.push(c), stderr: (c) => h.err.push(c)}
-    },
+    sink,
     done() {},
     result: (runs) =>
       runs.map((r) => {
