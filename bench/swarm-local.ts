@@ -108,7 +108,7 @@ function cpuSampler(): () => string {
 
 /** Belt's own line on the ingress network (made after the joins), or its warning. */
 function ingressLine(stderr: string): string {
-  return /^.*Ingress network.*$/m.exec(stderr)?.[0] ?? /^.*ingress network.*$/m.exec(stderr)?.[0] ?? 'ingress: no line from belt (--no-ingress, or an existing swarm)'
+  return /^.*ingress network.*$/im.exec(stderr)?.[0] ?? 'ingress: no line from belt (made at init, --no-ingress, or an existing swarm)'
 }
 
 const s = (ms: number) => `${(ms / 1000).toFixed(1)} s`
