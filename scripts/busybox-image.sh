@@ -39,7 +39,9 @@ case "$(dpkg --print-architecture 2>/dev/null || uname -m)" in
   i386 | i686) arch=386 ;;
   *) arch=$(uname -m) ;;
 esac
-version=$("$busybox" 2>&1 | head -n 1 | sed -n 's/^BusyBox \(v[^ ]*\).*/\1/p')
+# sed reads the whole banner: with `head -n 1` busybox (which writes its applet list one write()
+# per name) could get SIGPIPE, and pipefail made the script exit with nothing on stderr.
+version=$("$busybox" 2>&1 | sed -n '1s/^BusyBox \(v[^ ]*\).*/\1/p')
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
