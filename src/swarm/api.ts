@@ -69,8 +69,8 @@ export interface SwarmApi {
   nodes(manager: EngineEndpoint): Promise<SwarmNode[]>
   /** One node's entry (`GET /nodes/{id}`), cheaper than the whole list. */
   node?(manager: EngineEndpoint, nodeId: string): Promise<SwarmNode>
-  /** Changes a node's spec; `labels` are added to (or replace same-key) labels it has. */
-  updateNode(manager: EngineEndpoint, node: SwarmNode, change: {role?: 'manager' | 'worker'; availability?: 'active' | 'pause' | 'drain'; labels?: Record<string, string>}): Promise<void>
+  /** Changes a node's spec; `labels` are added to (or replace same-key) labels it has; one given as undefined is removed. */
+  updateNode(manager: EngineEndpoint, node: SwarmNode, change: {role?: 'manager' | 'worker'; availability?: 'active' | 'pause' | 'drain'; labels?: Record<string, string | undefined>}): Promise<void>
   removeNode(manager: EngineEndpoint, nodeId: string, force: boolean): Promise<void>
   /** Removes the swarm's ingress network (routing mesh), before nodes join. Resolves when none is left. */
   removeIngress(manager: EngineEndpoint): Promise<void>
@@ -273,14 +273,26 @@ export class EngineSwarmApi implements SwarmApi {
     return (await this.req<RawNode[]>(manager, 'GET', '/nodes')).map(toSwarmNode)
   }
 
-  async updateNode(manager: EngineEndpoint, node: SwarmNode, change: {role?: 'manager' | 'worker'; availability?: 'active' | 'pause' | 'drain'; labels?: Record<string, string>}): Promise<void> {
-    const spec = {Role: change.role ?? node.role, Availability: change.availability ?? node.availability, Labels: {...node.labels, ...change.labels}}
+  async updateNode(manager: EngineEndpoint, node: SwarmNode, change: {role?: 'manager' | 'worker'; availability?: 'active' | 'pause' | 'drain'; labels?: Record<string, string | undefined>}): Promise<void> {
+    // A label given as undefined is removed.
+    const labels = Object.fromEntries(Object.entries({...node.labels, ...change.labels}).filter(([, v]) => v !== undefined))
+    const spec = {Role: change.role ?? node.role, Availability: change.availability ?? node.availability, Labels: labels}
     await this.req(manager, 'POST', `/nodes/${encodeURIComponent(node.id)}/update?version=${node.version}`, spec)
   }
 
+  /**
+   * Ingress networks this process removed. A manager lists its own engine's copy of a removed
+   * ingress until the engine has released its sandbox, which can take a while ("Unable to complete
+   * atomic operation, key modified ... retrying"): such a copy is not the swarm's ingress.
+   */
+  private readonly droppedIngress = new Set<string>()
+
   async removeIngress(manager: EngineEndpoint): Promise<void> {
     const list = async () => (await this.req<{Id: string; Name: string; Ingress?: boolean}[]>(manager, 'GET', '/networks')).filter((x) => x.Ingress || x.Name === 'ingress')
-    for (const n of await list()) await this.req(manager, 'DELETE', `/networks/${encodeURIComponent(n.Id)}`)
+    for (const n of await list()) {
+      await this.req(manager, 'DELETE', `/networks/${encodeURIComponent(n.Id)}`)
+      this.droppedIngress.add(n.Id)
+    }
     // The managers drop the network's object after the DELETE answers: wait until it is gone, or a
     // later create of the ingress collides with it.
     for (let i = 0; i < 60 && (await list()).length > 0; i++) await new Promise((r) => setTimeout(r, 250))
@@ -301,10 +313,12 @@ export class EngineSwarmApi implements SwarmApi {
 
   async createIngress(manager: EngineEndpoint): Promise<'created' | 'exists'> {
     for (let attempt = 1; ; attempt++) {
-      const nets = await this.req<{Name: string; Ingress?: boolean}[]>(manager, 'GET', '/networks')
-      if (nets.some((n) => n.Ingress)) return 'exists'
+      const nets = await this.req<{Id: string; Name: string; Ingress?: boolean}[]>(manager, 'GET', '/networks')
+      if (nets.some((n) => n.Ingress && !this.droppedIngress.has(n.Id))) return 'exists'
       try {
-        await this.req(manager, 'POST', '/networks/create', {Name: 'ingress', Driver: 'overlay', Ingress: true, CheckDuplicate: true})
+        // No CheckDuplicate: it would also refuse the name because of the manager's own lingering
+        // copy of a removed ingress; the swarm itself refuses a second ingress network.
+        await this.req(manager, 'POST', '/networks/create', {Name: 'ingress', Driver: 'overlay', Ingress: true, CheckDuplicate: false})
         return 'created'
       } catch (err) {
         // A conflict: another run made it between the list and the create (the next list says so),

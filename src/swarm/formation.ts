@@ -13,8 +13,13 @@ export const INGRESS_LABEL = 'belt.ingress'
 export const INGRESS_DEFERRED = 'deferred'
 /** Nodes building their ingress sandbox at once (see completeIngress). */
 export const INGRESS_WINDOW = 10
-/** A node whose sandbox is not built this long after its entry was updated is updated once more. */
-export const INGRESS_RETOUCH_MS = 20_000
+/** A node whose sandbox is not built this long after its entry was updated is nudged (see completeIngress). */
+export const INGRESS_RETOUCH_MS = 8_000
+/** Nudges of one node at most (each INGRESS_RETOUCH_MS after the last) before the deadline decides. */
+export const INGRESS_NUDGES = 4
+/** The node label a nudge sets (a spec change makes the engine set its ingress up again); removed once done. */
+export const INGRESS_NUDGE_LABEL = 'belt.ingress-nudge'
+
 
 /** What {@link SwarmFormation.completeIngress} did. */
 export interface IngressCompletion {
@@ -76,6 +81,8 @@ export interface FormationOptions {
   /** How long a join may take to show up as active after a timeout answer (default 300 s). */
   settleMs?: number
   sleep?(ms: number): Promise<void>
+  /** The clock of completeIngress's nudges (ms since the epoch; default Date.now). */
+  now?(): number
 }
 
 /**
@@ -362,21 +369,30 @@ export class SwarmFormation {
    * until each store host's engine reports it, then removes the label. Undefined when there is
    * nothing to do. A node gets its ingress address from the managers' allocator only when its
    * entry changes, so each Ready node is updated once with its spec unchanged (one Raft write each).
+   *
+   * Docker 20.10 races with itself there: the engine queues the ingress set-up before it records
+   * the node's ingress address, and a set-up that runs first fails ("failed to find a load balancer
+   * IP to use for network", seen about once in five 3-node runs). The engine sets the ingress up
+   * again only when its node entry changes in a way it compares (an unchanged re-update is ignored),
+   * so a node not built after {@link INGRESS_RETOUCH_MS} is nudged: its entry gets the label
+   * {@link INGRESS_NUDGE_LABEL}, which is removed once the ingress is done.
    */
   async completeIngress(o: {timeoutMs?: number} = {}): Promise<IngressCompletion | undefined> {
     if (!this.leader) return undefined
     const {api} = this.o
     const sleep = this.o.sleep ?? ((ms: number) => new Promise((r) => setTimeout(r, ms)))
-    const t0 = Date.now()
+    const now = this.o.now ?? Date.now
+    const t0 = now()
     const {manager} = await this.answeringManager()
     if ((await api.swarmLabels(manager))[INGRESS_LABEL] !== INGRESS_DEFERRED) return undefined
     this.o.signal?.throwIfAborted()
     const created = (await api.createIngress(manager)) === 'created'
     const names = new Map<string, EngineEndpoint>()
-    const touch = async (node: SwarmNode) => {
+    /** Updates a node's entry (with `labels` changed, if given), listing it again when it changed meanwhile. */
+    const update = async (node: SwarmNode, labels?: Record<string, string | undefined>) => {
       for (let attempt = 1; ; attempt++) {
         try {
-          return await api.updateNode(manager, node, {})
+          return await api.updateNode(manager, node, labels ? {labels} : {})
         } catch (e) {
           // "update out of sequence": the entry changed since it was listed; list it again.
           if (attempt === 3) throw e
@@ -396,7 +412,7 @@ export class SwarmFormation {
     }
     // Nodes that are not hosts of the store are touched at once and not waited for.
     const strangers = nodes.filter((n) => !names.has(n.hostname))
-    await mapSettled(strangers, touch, {concurrency: 8, signal: this.o.signal})
+    await mapSettled(strangers, (n) => update(n), {concurrency: 8, signal: this.o.signal})
     // Store hosts go through a window: at most INGRESS_WINDOW nodes building their sandbox at once.
     // Measured at 100 nodes on 2 cores: all at once is a storm (load 160, Raft writes timing out,
     // 44-53 of 100 sandboxes not built after 120 s); 10 at a time took ~6.5 s per 10 nodes.
@@ -404,11 +420,17 @@ export class SwarmFormation {
     const notReady = new Map<string, string>()
     const ready: string[] = []
     const building = new Map<string, {node: SwarmNode; since: number; touches: number}>()
+    /** Node IDs that carry the nudge label. */
+    const nudged = new Set<string>()
     const deadline = t0 + (o.timeoutMs ?? 60_000 + 2000 * queue.length)
-    const tryTouch = async (node: SwarmNode, touches: number) => {
+    const touch = async (node: SwarmNode, touches: number) => {
       try {
-        await touch(node)
-        building.set(node.hostname, {node, since: Date.now(), touches})
+        if (touches === 1) await update(node)
+        else {
+          await update(node, {[INGRESS_NUDGE_LABEL]: String(touches - 1)})
+          nudged.add(node.id)
+        }
+        building.set(node.hostname, {node, since: now(), touches})
         notReady.set(node.hostname, 'its ingress sandbox is being built')
       } catch (e) {
         if (isInterruption(e)) throw e
@@ -417,7 +439,7 @@ export class SwarmFormation {
     }
     for (let delay = 250; ; ) {
       this.o.signal?.throwIfAborted()
-      while (building.size < INGRESS_WINDOW && queue.length > 0) await tryTouch(queue.shift()!, 1)
+      while (building.size < INGRESS_WINDOW && queue.length > 0) await touch(queue.shift()!, 1)
       if (building.size === 0) break
       await sleep(delay)
       const seen = await mapSettled([...building.keys()], async (name) => api.localIngress(names.get(name)!), {concurrency: 32, signal: this.o.signal})
@@ -431,19 +453,23 @@ export class SwarmFormation {
           continue
         }
         notReady.set(r.item, r.ok ? (r.value ? 'ingress network known, sandbox not built yet' : 'no ingress network yet') : oneLine(r.error))
-        // A node that has not built it after a while is touched once more (seen once in 100).
         const b = building.get(r.item)!
-        if (b.touches === 1 && Date.now() - b.since > INGRESS_RETOUCH_MS) {
+        if (b.touches <= INGRESS_NUDGES && now() - b.since > INGRESS_RETOUCH_MS) {
           const fresh = (await api.nodes(manager).catch(() => [] as SwarmNode[])).find((n) => n.id === b.node.id)
-          if (fresh) await tryTouch(fresh, 2)
+          if (fresh) await touch(fresh, b.touches + 1)
         }
       }
       delay = progress ? 250 : Math.min(delay * 2, 2000)
-      if (Date.now() > deadline) break
+      if (now() > deadline) break
     }
     for (const n of queue) notReady.set(n.hostname, 'not reached before the deadline')
+    // The nudge labels go (each removal is one more update, harmless to a built sandbox).
+    if (nudged.size > 0) {
+      const current = (await api.nodes(manager)).filter((n) => nudged.has(n.id) && n.labels[INGRESS_NUDGE_LABEL] !== undefined)
+      await mapSettled(current, (n) => update(n, {[INGRESS_NUDGE_LABEL]: undefined}), {concurrency: 8, signal: this.o.signal})
+    }
     if (notReady.size === 0) await api.setSwarmLabel(manager, INGRESS_LABEL, undefined)
-    return {created, ready, notReady, ms: Date.now() - t0}
+    return {created, ready, notReady, ms: now() - t0}
   }
 
   /**

@@ -118,13 +118,16 @@ export class FakeSwarm implements SwarmApi {
     return [...this.nodes_.values()].map((n) => ({...n}))
   }
 
-  async updateNode(m: EngineEndpoint, node: SwarmNode, change: {role?: 'manager' | 'worker'; availability?: 'active' | 'pause' | 'drain'}): Promise<void> {
+  async updateNode(m: EngineEndpoint, node: SwarmNode, change: {role?: 'manager' | 'worker'; availability?: 'active' | 'pause' | 'drain'; labels?: Record<string, string | undefined>}): Promise<void> {
     if (!this.host(m).isManager) throw new Error('fake: update through a non-manager')
     const n = this.nodes_.get(node.id)
     if (!n || n.version !== node.version) throw new Error('fake: stale node version')
-    this.calls.push(`update:${n.hostname}:${change.role ?? ''}${change.availability ?? ''}`)
-    Object.assign(n, {role: change.role ?? n.role, availability: change.availability ?? n.availability, version: n.version + 1})
-    this.buildSandbox(n.hostname)
+    const labels = Object.fromEntries(Object.entries({...n.labels, ...change.labels}).filter(([, v]) => v !== undefined)) as Record<string, string>
+    const labelText = change.labels ? Object.entries(change.labels).map(([k, v]) => `${k}=${v ?? ''}`).join(',') : ''
+    this.calls.push(`update:${n.hostname}:${change.role ?? ''}${change.availability ?? ''}${labelText}`)
+    const specChanged = (change.role !== undefined && change.role !== n.role) || (change.availability !== undefined && change.availability !== n.availability) || JSON.stringify(labels) !== JSON.stringify(n.labels)
+    Object.assign(n, {role: change.role ?? n.role, availability: change.availability ?? n.availability, labels, version: n.version + 1})
+    this.nodeUpdated(n.hostname, specChanged)
     if (change.role) Object.assign(this.state.get(n.hostname)!, {isManager: change.role === 'manager', clusterId: change.role === 'manager' ? this.clusterId : undefined})
   }
 
@@ -135,6 +138,8 @@ export class FakeSwarm implements SwarmApi {
     this.calls.push('remove-ingress')
     this.ingress = false
     this.sandboxes.clear()
+    this.gotAddress.clear()
+    this.failedSetup.clear()
   }
 
   /** The swarm's spec labels. */
@@ -180,9 +185,36 @@ export class FakeSwarm implements SwarmApi {
     return {sandbox: this.sandboxes.has(e.name), peers: this.sandboxes.size}
   }
 
-  /** A node that gets an ingress address builds its sandbox (unless told not to). */
+  /**
+   * Hosts whose first ingress set-up fails, as Docker 20.10's does when its ingress worker runs
+   * before the node's address is recorded: the engine sets the ingress up again only when its node
+   * entry changes in a way it compares (role, availability, labels), not on an unchanged re-update.
+   */
+  readonly setupRace = new Set<string>()
+  /** Hosts whose ingress set-up failed and waits for a spec change. */
+  private readonly failedSetup = new Set<string>()
+  /** The ingress network this node's engine was last given an address in (its set-up ran once for it). */
+  private readonly gotAddress = new Set<string>()
+
+  /** A node that gets an ingress address builds its sandbox (unless told not to, or its set-up races). */
   protected buildSandbox(name: string): void {
-    if (this.ingress && !this.noSandbox.has(name)) this.sandboxes.add(name)
+    if (!this.ingress || this.noSandbox.has(name)) return
+    if (this.setupRace.has(name) && !this.gotAddress.has(name)) {
+      this.gotAddress.add(name)
+      this.failedSetup.add(name)
+      return
+    }
+    this.gotAddress.add(name)
+    this.sandboxes.add(name)
+  }
+
+  private nodeUpdated(name: string, specChanged: boolean): void {
+    if (!this.ingress) return
+    if (!this.gotAddress.has(name)) return this.buildSandbox(name)
+    if (this.failedSetup.has(name) && specChanged) {
+      this.failedSetup.delete(name)
+      this.buildSandbox(name)
+    }
   }
 
   async removeNode(m: EngineEndpoint, nodeId: string, force: boolean): Promise<void> {

@@ -1,7 +1,7 @@
 import {InterruptedError} from '../../src/scheduler/interrupt.js'
 import {describe, expect, it} from 'vitest'
 import {UserError} from '../../src/errors.js'
-import {SwarmFormation} from '../../src/swarm/formation.js'
+import {INGRESS_NUDGE_LABEL, INGRESS_NUDGES, INGRESS_RETOUCH_MS, SwarmFormation} from '../../src/swarm/formation.js'
 import {advertiseAddress, checkManagers, managerAvailability, planSwarm, type HostSwarmState} from '../../src/swarm/plan.js'
 import {FakeSwarm} from '../fakes/fake-swarm.js'
 
@@ -262,6 +262,37 @@ describe('SwarmFormation', () => {
     expect(done?.created).toBe(true)
     expect([...api.sandboxes].sort()).toEqual(names(5))
     expect(api.labels).toEqual({})
+  })
+
+  it("a node whose engine lost the ingress set-up race is nudged with a label change (an unchanged re-update is ignored), and the label goes once done", async () => {
+    const api = new FakeSwarm(names(4))
+    api.setupRace.add('n2')
+    api.setupRace.add('n4')
+    let clock = 0
+    const f = new SwarmFormation({...formationOptions(api), deferIngress: true, now: () => clock, sleep: async (ms: number) => void (clock += ms)})
+    await Promise.all(names(4).map((n) => f.add(n)))
+    const done = await f.completeIngress()
+    expect(done!.notReady).toEqual(new Map())
+    expect([...api.sandboxes].sort()).toEqual(names(4))
+    // One nudge each, after INGRESS_RETOUCH_MS, then the label removed; the others were touched once.
+    expect(api.calls.filter((c) => c.startsWith('update:n2:'))).toEqual(['update:n2:', `update:n2:${INGRESS_NUDGE_LABEL}=1`, `update:n2:${INGRESS_NUDGE_LABEL}=`])
+    expect(api.calls.filter((c) => c.startsWith('update:n3:'))).toEqual(['update:n3:'])
+    expect([...api.nodes_.values()].map((n) => n.labels)).toEqual([{}, {}, {}, {}])
+    expect(api.labels).toEqual({})
+    expect(clock).toBeGreaterThan(INGRESS_RETOUCH_MS)
+  })
+
+  it('a node that stays unbuilt is nudged at most INGRESS_NUDGES times, then named at the deadline', async () => {
+    const api = new FakeSwarm(names(3))
+    api.noSandbox.add('n3')
+    let clock = 0
+    const f = new SwarmFormation({...formationOptions(api), deferIngress: true, now: () => clock, sleep: async (ms: number) => void (clock += ms)})
+    await Promise.all(names(3).map((n) => f.add(n)))
+    const done = await f.completeIngress({timeoutMs: 10 * INGRESS_RETOUCH_MS})
+    expect([...done!.notReady.keys()]).toEqual(['n3'])
+    expect(api.calls.filter((c) => c.startsWith(`update:n3:${INGRESS_NUDGE_LABEL}=`) && !c.endsWith('='))).toHaveLength(INGRESS_NUDGES)
+    expect(api.nodes_.get([...api.nodes_.values()].find((n) => n.hostname === 'n3')!.id)!.labels).toEqual({})
+    expect(api.labels).toEqual({'belt.ingress': 'deferred'})
   })
 
   it('a node that never builds its ingress sandbox is named, and the label stays for the next run', async () => {
