@@ -5,7 +5,7 @@ import {InterruptedBatch, PartialFailure, oneLine, usageError} from '../errors.j
 import {loadClusterFile} from '../services/cluster-file.js'
 import {applyCluster, parseDuration, watchCluster, type ApplyResult} from '../services/converge.js'
 import {LineReporter} from '../ui/reporter.js'
-import {commandLine} from './create.js'
+import {maskedCommandLine} from '../ui/command-line.js'
 import {replaceAfterFlag, replaceAfterMs} from './plan.js'
 
 export default class Apply extends BaseCommand<typeof Apply> {
@@ -37,7 +37,7 @@ export default class Apply extends BaseCommand<typeof Apply> {
     const signal = this.interruptSignal()
     const reporter = new LineReporter()
     const entry = findDriver(spec.driver)!
-    const req = {store, spec, replaceAfterMs: grace, maxUnavailable: this.flags['max-unavailable'], reporter, command: commandLine(this.id ?? 'apply', this.argv, entry.name, entry.options), signal}
+    const req = {store, spec, replaceAfterMs: grace, maxUnavailable: this.flags['max-unavailable'], reporter, command: maskedCommandLine(this.id ?? 'apply', this.argv, entry.name, entry.options), signal}
     if (this.flags.watch) {
       let rounds = 0
       reporter.info(`Watching ${this.flags.file}: converging every ${this.flags.interval}; Ctrl-C stops.`)

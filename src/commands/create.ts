@@ -10,7 +10,7 @@ import {refuseSwarmOptionsWithoutSwarm, swarmFlags, swarmSettingsFrom} from '../
 import {finishSwarmBatch} from '../ui/swarm-summary.js'
 import {resolveDriverOptions} from '../services/driver-context.js'
 import {finishBatch, interruptedBatch} from '../ui/batch.js'
-import {reproduceCommand, type FlagShape} from '../ui/command-line.js'
+import {maskedCommandLine, reproduceCommand, type FlagShape} from '../ui/command-line.js'
 import {batchReporter} from '../ui/live.js'
 import type {BatchPhase} from '../ui/reporter.js'
 
@@ -131,7 +131,7 @@ Ctrl-C: the first one starts nothing new and lets requests in flight return, so 
       bootstrap: this.flags.bootstrap ? {engine: engineConfigFrom(this.flags), concurrency: this.flags['bootstrap-concurrency'] ?? entry.bootstrapConcurrency} : undefined,
       swarm,
       reporter,
-      command: commandLine(this.id ?? 'create', this.argv, entry.name, entry.options),
+      command: maskedCommandLine(this.id ?? 'create', this.argv, entry.name, entry.options),
       signal,
       openPorts,
     }).finally(() => reporter.stop())
@@ -171,20 +171,4 @@ Ctrl-C: the first one starts nothing new and lets requests in flight return, so 
     const {select} = await import('@inquirer/prompts')
     return select({message: 'Driver', choices: drivers.map((d) => ({value: d.name, description: d.description}))})
   }
-}
-
-/** The command line for the experiment log, with the values of secret driver options masked. */
-export function commandLine(id: string, argv: readonly string[], driver: string, options: readonly {name: string; secret?: boolean}[]): string {
-  const secret = new Set(options.filter((o) => o.secret).map((o) => `--${flagName(driver, o.name)}`))
-  const out = ['belt', ...id.split(':')]
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!
-    const eq = a.indexOf('=')
-    if (eq > 0 && secret.has(a.slice(0, eq))) out.push(`${a.slice(0, eq)}=***`)
-    else if (secret.has(a)) {
-      out.push(a, '***')
-      i++
-    } else out.push(a)
-  }
-  return out.join(' ')
 }

@@ -1,3 +1,4 @@
+import {flagName} from '../../drivers/registry.js'
 import {shQuote} from '../ssh/quote.js'
 
 /** What Belt needs to know of a flag's declaration to write it back. */
@@ -36,5 +37,21 @@ export function reproduceCommand(
     for (const x of values) out.push(`--${name}`, shQuote(String(x)))
   }
   for (const a of o.args ?? []) out.push(shQuote(a))
+  return out.join(' ')
+}
+
+/** The command line for the experiment log, with the values of secret driver options masked. */
+export function maskedCommandLine(id: string, argv: readonly string[], driver: string, options: readonly {name: string; secret?: boolean}[]): string {
+  const secret = new Set(options.filter((o) => o.secret).map((o) => `--${flagName(driver, o.name)}`))
+  const out = ['belt', ...id.split(':')]
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!
+    const eq = a.indexOf('=')
+    if (eq > 0 && secret.has(a.slice(0, eq))) out.push(`${a.slice(0, eq)}=***`)
+    else if (secret.has(a)) {
+      out.push(a, '***')
+      i++
+    } else out.push(a)
+  }
   return out.join(' ')
 }

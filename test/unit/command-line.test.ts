@@ -1,5 +1,5 @@
 import {describe, expect, it} from 'vitest'
-import {reproduceCommand, type FlagShape} from '../../src/ui/command-line.js'
+import {maskedCommandLine, reproduceCommand, type FlagShape} from '../../src/ui/command-line.js'
 
 const shapes: Record<string, FlagShape> = {
   store: {type: 'option'},
@@ -24,5 +24,15 @@ describe('reproduceCommand (the retry and finish-the-batch lines)', () => {
     ['patterns are quoted for the shell', {driver: 'local', bootstrap: true}, {}, ['node[1:3]'], "belt create --driver local 'node[1:3]'"],
   ])('%s', (_what, flags, o, args, want) => {
     expect(reproduceCommand(['create'], flags, shapes, {...o, args})).toBe(want)
+  })
+})
+
+describe('maskedCommandLine (the run record\'s command)', () => {
+  it('masks a secret driver option in both spellings and keeps everything else', () => {
+    const options = [{name: 'access-token', secret: true}, {name: 'region'}]
+    expect(maskedCommandLine('create', ['--driver', 'digitalocean', '--digitalocean-access-token', 'dop_v1_x', '--digitalocean-access-token=dop_v1_y', '--digitalocean-region', 'ams3', '--count', '3'], 'digitalocean', options)).toBe(
+      'belt create --driver digitalocean --digitalocean-access-token *** --digitalocean-access-token=*** --digitalocean-region ams3 --count 3',
+    )
+    expect(maskedCommandLine('swarm:init', ['--managers', '3'], 'local', [])).toBe('belt swarm init --managers 3')
   })
 })
