@@ -173,6 +173,8 @@ for (const n of sizes) {
     console.log(`  ${cpuLine}`)
     for (const f of failed.slice(0, 5)) console.log(`  failed: ${f.name} (${f.failedPhase}): ${f.error}`)
     console.log(`  ${ingressLine(r.stderr)}`)
+    const nudged = r.stderr.match(/: nudged \(node label /g)?.length ?? 0
+    if (nudged > 0) console.log(`  ingress nudges (a node's sandbox looked stuck): ${nudged}`)
     swarmChecks(store)
     keepRun(store, `create-${n}`)
   } finally {

@@ -13,9 +13,15 @@ export const INGRESS_LABEL = 'belt.ingress'
 export const INGRESS_DEFERRED = 'deferred'
 /** Nodes building their ingress sandbox at once (see completeIngress). */
 export const INGRESS_WINDOW = 10
-/** A node whose sandbox is not built this long after its entry was updated is nudged (see completeIngress). */
+/**
+ * A node whose sandbox is not built this long after its entry was updated (or three times the median
+ * build time so far, if longer, up to INGRESS_NUDGE_MAX_WAIT_MS), while a node updated with it or after it has built its own, is
+ * nudged (see completeIngress).
+ */
 export const INGRESS_RETOUCH_MS = 8_000
-/** Nudges of one node at most (each INGRESS_RETOUCH_MS after the last) before the deadline decides. */
+/** The longest wait before a nudge, however slow the builds (at 100 nodes on 2 cores, 3x the median outlasted the deadline: no nudge, 2 nodes left unbuilt). */
+export const INGRESS_NUDGE_MAX_WAIT_MS = 30_000
+/** Nudges of one node at most (each one wait as above after the last) before the deadline decides. */
 export const INGRESS_NUDGES = 4
 /** The node label a nudge sets (a spec change makes the engine set its ingress up again); removed once done. */
 export const INGRESS_NUDGE_LABEL = 'belt.ingress-nudge'
@@ -374,8 +380,10 @@ export class SwarmFormation {
    * the node's ingress address, and a set-up that runs first fails ("failed to find a load balancer
    * IP to use for network", seen about once in five 3-node runs). The engine sets the ingress up
    * again only when its node entry changes in a way it compares (an unchanged re-update is ignored),
-   * so a node not built after {@link INGRESS_RETOUCH_MS} is nudged: its entry gets the label
-   * {@link INGRESS_NUDGE_LABEL}, which is removed once the ingress is done.
+   * so a node that looks stuck is nudged: its entry gets the label {@link INGRESS_NUDGE_LABEL},
+   * which is removed once the ingress is done. Stuck, not slow: not built after
+   * {@link INGRESS_RETOUCH_MS} (or three times the median build so far), while a node updated with
+   * it or after it has built its sandbox.
    */
   async completeIngress(o: {timeoutMs?: number} = {}): Promise<IngressCompletion | undefined> {
     if (!this.leader) return undefined
@@ -419,7 +427,11 @@ export class SwarmFormation {
     const queue = nodes.filter((n) => names.has(n.hostname))
     const notReady = new Map<string, string>()
     const ready: string[] = []
-    const building = new Map<string, {node: SwarmNode; since: number; touches: number}>()
+    /** Per node being built: its entry, when it was first updated, when last updated or nudged, how often. */
+    const building = new Map<string, {node: SwarmNode; first: number; since: number; touches: number}>()
+    /** First updates of the nodes that built their sandbox, and how long each took. */
+    const builtFirst: number[] = []
+    const buildMs: number[] = []
     /** Node IDs that carry the nudge label. */
     const nudged = new Set<string>()
     const deadline = t0 + (o.timeoutMs ?? 60_000 + 2000 * queue.length)
@@ -430,7 +442,8 @@ export class SwarmFormation {
           await update(node, {[INGRESS_NUDGE_LABEL]: String(touches - 1)})
           nudged.add(node.id)
         }
-        building.set(node.hostname, {node, since: now(), touches})
+        const t = now()
+        building.set(node.hostname, {node, first: building.get(node.hostname)?.first ?? t, since: t, touches})
         notReady.set(node.hostname, 'its ingress sandbox is being built')
       } catch (e) {
         if (isInterruption(e)) throw e
@@ -446,6 +459,9 @@ export class SwarmFormation {
       let progress = false
       for (const r of seen) {
         if (r.ok && r.value?.sandbox) {
+          const b = building.get(r.item)!
+          builtFirst.push(b.first)
+          buildMs.push(now() - b.first)
           building.delete(r.item)
           ready.push(r.item)
           notReady.delete(r.item)
@@ -453,10 +469,18 @@ export class SwarmFormation {
           continue
         }
         notReady.set(r.item, r.ok ? (r.value ? 'ingress network known, sandbox not built yet' : 'no ingress network yet') : oneLine(r.error))
+        // Nudged only when it looks stuck rather than slow: a node updated with it (within a second)
+        // or after it has built its sandbox, and it waited longer than the builds usually take. At
+        // 100 nodes on 2 cores every build is slow, and nudging them all (label writes through Raft)
+        // made the managers lose their quorum.
         const b = building.get(r.item)!
-        if (b.touches <= INGRESS_NUDGES && now() - b.since > INGRESS_RETOUCH_MS) {
+        const wait = Math.min(INGRESS_NUDGE_MAX_WAIT_MS, Math.max(INGRESS_RETOUCH_MS, 3 * median(buildMs)))
+        if (b.touches <= INGRESS_NUDGES && now() - b.since > wait && builtFirst.some((f) => f >= b.first - 1000)) {
           const fresh = (await api.nodes(manager).catch(() => [] as SwarmNode[])).find((n) => n.id === b.node.id)
-          if (fresh) await touch(fresh, b.touches + 1)
+          if (fresh) {
+            this.o.log(r.item, `ingress sandbox not built ${Math.round((now() - b.first) / 1000)} s after its entry was updated: nudged (node label ${INGRESS_NUDGE_LABEL})`)
+            await touch(fresh, b.touches + 1)
+          }
         }
       }
       delay = progress ? 250 : Math.min(delay * 2, 2000)
@@ -490,4 +514,12 @@ export class SwarmFormation {
     const c = classifyNodes(nodes, {storeHosts: o.storeHosts, now: Date.now(), runJoinsSince: this.joinsStartedAt, joining})
     return {...(await removeGhosts(this.o.api, manager, c.ghosts)), kept: c.kept}
   }
+}
+
+/** The median of `xs` (0 for none). */
+function median(xs: readonly number[]): number {
+  if (xs.length === 0) return 0
+  const s = [...xs].sort((a, b) => a - b)
+  const m = s.length >> 1
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2
 }

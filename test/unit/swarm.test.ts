@@ -295,6 +295,17 @@ describe('SwarmFormation', () => {
     expect(api.labels).toEqual({'belt.ingress': 'deferred'})
   })
 
+  it('while no node has built its sandbox, none is nudged (every build slow is not a stuck node)', async () => {
+    const api = new FakeSwarm(names(3))
+    for (const n of names(3)) api.noSandbox.add(n)
+    let clock = 0
+    const f = new SwarmFormation({...formationOptions(api), deferIngress: true, now: () => clock, sleep: async (ms: number) => void (clock += ms)})
+    await Promise.all(names(3).map((n) => f.add(n)))
+    const done = await f.completeIngress({timeoutMs: 10 * INGRESS_RETOUCH_MS})
+    expect([...done!.notReady.keys()].sort()).toEqual(names(3))
+    expect(api.calls.filter((c) => c.includes(INGRESS_NUDGE_LABEL))).toEqual([])
+  })
+
   it('a node that never builds its ingress sandbox is named, and the label stays for the next run', async () => {
     const api = new FakeSwarm(names(4))
     api.noSandbox.add('n3')
