@@ -67,8 +67,8 @@ export interface SwarmApi {
   join(e: EngineEndpoint, o: {advertiseAddr: string; remoteAddrs: string[]; token: string}): Promise<void>
   leave(e: EngineEndpoint, force: boolean): Promise<void>
   nodes(manager: EngineEndpoint): Promise<SwarmNode[]>
-  /** One node's entry (`GET /nodes/{id}`), cheaper than the whole list. */
-  node?(manager: EngineEndpoint, nodeId: string): Promise<SwarmNode>
+  /** One node's entry (`GET /nodes/{id}`), cheaper than the whole list; undefined when there is no such node. */
+  node?(manager: EngineEndpoint, nodeId: string): Promise<SwarmNode | undefined>
   /** Changes a node's spec; `labels` are added to (or replace same-key) labels it has; one given as undefined is removed. */
   updateNode(manager: EngineEndpoint, node: SwarmNode, change: {role?: 'manager' | 'worker'; availability?: 'active' | 'pause' | 'drain'; labels?: Record<string, string | undefined>}): Promise<void>
   removeNode(manager: EngineEndpoint, nodeId: string, force: boolean): Promise<void>
@@ -265,8 +265,13 @@ export class EngineSwarmApi implements SwarmApi {
     }
   }
 
-  async node(manager: EngineEndpoint, nodeId: string): Promise<SwarmNode> {
-    return toSwarmNode(await this.req<RawNode>(manager, 'GET', `/nodes/${encodeURIComponent(nodeId)}`))
+  async node(manager: EngineEndpoint, nodeId: string): Promise<SwarmNode | undefined> {
+    try {
+      return toSwarmNode(await this.req<RawNode>(manager, 'GET', `/nodes/${encodeURIComponent(nodeId)}`))
+    } catch (err) {
+      if (err instanceof EngineApiError && err.status === 404) return undefined
+      throw err
+    }
   }
 
   async nodes(manager: EngineEndpoint): Promise<SwarmNode[]> {

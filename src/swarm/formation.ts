@@ -14,18 +14,20 @@ export const INGRESS_DEFERRED = 'deferred'
 /** Nodes building their ingress sandbox at once (see completeIngress). */
 export const INGRESS_WINDOW = 10
 /**
- * A node whose sandbox is not built this long after its entry was updated (or three times the median
- * build time so far, if longer, up to INGRESS_NUDGE_MAX_WAIT_MS), while a node updated with it or after it has built its own, is
- * nudged (see completeIngress).
+ * A node whose sandbox is not built this long after its entry was updated (or three times the
+ * median build so far, if longer, up to INGRESS_NUDGE_MAX_WAIT_MS), while a node updated with it or
+ * after it has built its own, is nudged (see completeIngress).
  */
 export const INGRESS_RETOUCH_MS = 8_000
-/** The longest wait before a nudge, however slow the builds (at 100 nodes on 2 cores, 3x the median outlasted the deadline: no nudge, 2 nodes left unbuilt). */
+/**
+ * The longest wait before a nudge, however slow the builds (at 100 nodes on 2 cores, 3x the median
+ * outlasted the deadline: no nudge, 2 nodes left unbuilt).
+ */
 export const INGRESS_NUDGE_MAX_WAIT_MS = 30_000
 /** Nudges of one node at most (each one wait as above after the last) before the deadline decides. */
 export const INGRESS_NUDGES = 4
 /** The node label a nudge sets (a spec change makes the engine set its ingress up again); removed once done. */
 export const INGRESS_NUDGE_LABEL = 'belt.ingress-nudge'
-
 
 /** What {@link SwarmFormation.completeIngress} did. */
 export interface IngressCompletion {
@@ -381,9 +383,9 @@ export class SwarmFormation {
    * IP to use for network", seen about once in five 3-node runs). The engine sets the ingress up
    * again only when its node entry changes in a way it compares (an unchanged re-update is ignored),
    * so a node that looks stuck is nudged: its entry gets the label {@link INGRESS_NUDGE_LABEL},
-   * which is removed once the ingress is done. Stuck, not slow: not built after
-   * {@link INGRESS_RETOUCH_MS} (or three times the median build so far), while a node updated with
-   * it or after it has built its sandbox.
+   * which is removed once the ingress is done (also when an earlier, cut-off run set it). Stuck, not
+   * slow: not built after {@link INGRESS_RETOUCH_MS} (or three times the median build so far, up to
+   * {@link INGRESS_NUDGE_MAX_WAIT_MS}), while a node updated with it or after it has built its sandbox.
    */
   async completeIngress(o: {timeoutMs?: number} = {}): Promise<IngressCompletion | undefined> {
     if (!this.leader) return undefined
@@ -396,15 +398,17 @@ export class SwarmFormation {
     this.o.signal?.throwIfAborted()
     const created = (await api.createIngress(manager)) === 'created'
     const names = new Map<string, EngineEndpoint>()
-    /** Updates a node's entry (with `labels` changed, if given), listing it again when it changed meanwhile. */
+    /** A node's current entry: one GET when the API has it, else the whole list; undefined when gone. */
+    const entry = async (id: string) => (api.node ? api.node(manager, id) : (await api.nodes(manager)).find((n) => n.id === id))
+    /** Updates a node's entry (with `labels` changed, if given), reading it again when it changed meanwhile. */
     const update = async (node: SwarmNode, labels?: Record<string, string | undefined>) => {
       for (let attempt = 1; ; attempt++) {
         try {
           return await api.updateNode(manager, node, labels ? {labels} : {})
         } catch (e) {
-          // "update out of sequence": the entry changed since it was listed; list it again.
+          // "update out of sequence": the entry changed since it was read; read it again.
           if (attempt === 3) throw e
-          const fresh = (await api.nodes(manager)).find((n) => n.id === node.id)
+          const fresh = await entry(node.id)
           if (!fresh) return
           node = fresh
         }
@@ -432,16 +436,11 @@ export class SwarmFormation {
     /** First updates of the nodes that built their sandbox, and how long each took. */
     const builtFirst: number[] = []
     const buildMs: number[] = []
-    /** Node IDs that carry the nudge label. */
-    const nudged = new Set<string>()
     const deadline = t0 + (o.timeoutMs ?? 60_000 + 2000 * queue.length)
     const touch = async (node: SwarmNode, touches: number) => {
       try {
         if (touches === 1) await update(node)
-        else {
-          await update(node, {[INGRESS_NUDGE_LABEL]: String(touches - 1)})
-          nudged.add(node.id)
-        }
+        else await update(node, {[INGRESS_NUDGE_LABEL]: String(touches - 1)})
         const t = now()
         building.set(node.hostname, {node, first: building.get(node.hostname)?.first ?? t, since: t, touches})
         notReady.set(node.hostname, 'its ingress sandbox is being built')
@@ -471,12 +470,12 @@ export class SwarmFormation {
         notReady.set(r.item, r.ok ? (r.value ? 'ingress network known, sandbox not built yet' : 'no ingress network yet') : oneLine(r.error))
         // Nudged only when it looks stuck rather than slow: a node updated with it (within a second)
         // or after it has built its sandbox, and it waited longer than the builds usually take. At
-        // 100 nodes on 2 cores every build is slow, and nudging them all (label writes through Raft)
-        // made the managers lose their quorum.
+        // 100 nodes on 2 cores every build is slow; the one run that nudged every node not built
+        // after 8 s ended with the managers out of Raft quorum.
         const b = building.get(r.item)!
         const wait = Math.min(INGRESS_NUDGE_MAX_WAIT_MS, Math.max(INGRESS_RETOUCH_MS, 3 * median(buildMs)))
         if (b.touches <= INGRESS_NUDGES && now() - b.since > wait && builtFirst.some((f) => f >= b.first - 1000)) {
-          const fresh = (await api.nodes(manager).catch(() => [] as SwarmNode[])).find((n) => n.id === b.node.id)
+          const fresh = await entry(b.node.id).catch(() => undefined)
           if (fresh) {
             this.o.log(r.item, `ingress sandbox not built ${Math.round((now() - b.first) / 1000)} s after its entry was updated: nudged (node label ${INGRESS_NUDGE_LABEL})`)
             await touch(fresh, b.touches + 1)
@@ -487,11 +486,10 @@ export class SwarmFormation {
       if (now() > deadline) break
     }
     for (const n of queue) notReady.set(n.hostname, 'not reached before the deadline')
-    // The nudge labels go (each removal is one more update, harmless to a built sandbox).
-    if (nudged.size > 0) {
-      const current = (await api.nodes(manager)).filter((n) => nudged.has(n.id) && n.labels[INGRESS_NUDGE_LABEL] !== undefined)
-      await mapSettled(current, (n) => update(n, {[INGRESS_NUDGE_LABEL]: undefined}), {concurrency: 8, signal: this.o.signal})
-    }
+    // The nudge labels go, this run's and those a cut-off run left (each removal is one more
+    // update, harmless to a built sandbox).
+    const labelled = (await api.nodes(manager)).filter((n) => n.labels[INGRESS_NUDGE_LABEL] !== undefined)
+    await mapSettled(labelled, (n) => update(n, {[INGRESS_NUDGE_LABEL]: undefined}), {concurrency: 8, signal: this.o.signal})
     if (notReady.size === 0) await api.setSwarmLabel(manager, INGRESS_LABEL, undefined)
     return {created, ready, notReady, ms: now() - t0}
   }

@@ -91,6 +91,10 @@ describe('the ingress network of a swarm of 3 local hosts, made after the joins'
     const m = await managerName()
     const s = await engineApi<{Version: {Index: number}; Spec: Record<string, unknown> & {Labels?: Record<string, string>}}>(m, 'GET', '/swarm')
     await engineApi(m, 'POST', `/swarm/update?version=${s.Version.Index}`, {...s.Spec, Labels: {...s.Spec.Labels, 'belt.ingress': 'deferred'}})
+    // ... and a node it had nudged, whose label it did not get to remove.
+    const [n] = await engineApi<{ID: string; Version: {Index: number}; Spec: {Labels?: Record<string, string>}}[]>(m, 'GET', '/nodes')
+    await engineApi(m, 'POST', `/nodes/${n!.ID}/update?version=${n!.Version.Index}`, {...n!.Spec, Labels: {...n!.Spec.Labels, 'belt.ingress-nudge': '1'}})
+    expect(await nudgeLabels()).toHaveLength(1)
     // (docker network rm asks for a confirmation on a terminal here; the Engine API does not.)
     await engineApi(await managerName(), 'DELETE', '/networks/ingress')
     for (let i = 0; i < 40 && (await engineApi<{Name: string}[]>(await managerName(), 'GET', '/networks')).some((n) => n.Name === 'ingress'); i++) await new Promise((r) => setTimeout(r, 250))

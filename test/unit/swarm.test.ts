@@ -295,6 +295,20 @@ describe('SwarmFormation', () => {
     expect(api.labels).toEqual({'belt.ingress': 'deferred'})
   })
 
+  it('a nudge label left by a run cut off before its end is removed by the run that completes the ingress', async () => {
+    const api = new FakeSwarm(names(3))
+    const first = new SwarmFormation({...formationOptions(api), deferIngress: true})
+    await Promise.all(names(3).map((n) => first.add(n)))
+    // What the cut-off run left: the swarm still deferred, and one node with its nudge label.
+    const n2 = [...api.nodes_.values()].find((n) => n.hostname === 'n2')!
+    n2.labels = {[INGRESS_NUDGE_LABEL]: '1', keep: 'me'}
+    const next = new SwarmFormation({...formationOptions(api), deferIngress: true, existing: {clusterId: api.clusterId, managers: ['n1']}})
+    const done = await next.completeIngress()
+    expect(done!.notReady).toEqual(new Map())
+    expect(n2.labels).toEqual({keep: 'me'})
+    expect(api.labels).toEqual({})
+  })
+
   it('while no node has built its sandbox, none is nudged (every build slow is not a stuck node)', async () => {
     const api = new FakeSwarm(names(3))
     for (const n of names(3)) api.noSandbox.add(n)
