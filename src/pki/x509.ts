@@ -13,8 +13,10 @@
 // Reflect metadata API exists: this import must stay before the one of @peculiar/x509.
 import 'reflect-metadata'
 import * as x509 from '@peculiar/x509'
-import {createPrivateKey, createPublicKey, KeyObject, randomBytes, webcrypto, X509Certificate as NodeX509} from 'node:crypto'
+import {createHash, createPrivateKey, createPublicKey, generateKeyPair, generateKeyPairSync, KeyObject, randomBytes, sign, webcrypto, X509Certificate as NodeX509} from 'node:crypto'
 import net from 'node:net'
+import {promisify} from 'node:util'
+import * as der from './der.js'
 import {environmentError, usageError, UserError} from '../errors.js'
 
 x509.cryptoProvider.set(webcrypto)
@@ -59,28 +61,28 @@ export interface Ca {
 }
 
 interface Signer {
-  privateKey: CryptoKey
-  cert: x509.X509Certificate
-  signingAlgorithm: webcrypto.EcdsaParams | webcrypto.Algorithm
-  authorityKeyId: x509.Extension
+  keyObject: KeyObject
+  /** The CA certificate's subject Name, as its DER bytes: the issuer of every leaf. */
+  subjectDer: Buffer
+  /** The AlgorithmIdentifier of the CA's signatures, DER. */
+  signatureAlgorithm: Buffer
+  /** The CA's key identifier, for the leaves' authorityKeyIdentifier. */
+  authorityKeyId: Buffer
 }
 // Kept beside the Ca rather than in it, so spreading or printing a Ca never carries the key.
 const signers = new WeakMap<Ca, Signer>()
 
 interface Algorithms {
   generate: webcrypto.EcKeyGenParams | webcrypto.RsaHashedKeyGenParams
-  import: webcrypto.EcKeyImportParams | webcrypto.RsaHashedImportParams
   sign: webcrypto.EcdsaParams | webcrypto.Algorithm
 }
 const ALGORITHMS: Record<KeyType, Algorithms> = {
   'ecdsa-p256': {
     generate: {name: 'ECDSA', namedCurve: 'P-256'},
-    import: {name: 'ECDSA', namedCurve: 'P-256'},
     sign: {name: 'ECDSA', hash: 'SHA-256'} as webcrypto.EcdsaParams,
   },
   'rsa-2048': {
     generate: {name: 'RSASSA-PKCS1-v1_5', modulusLength: 2048, publicExponent: new Uint8Array([1, 0, 1]), hash: 'SHA-256'},
-    import: {name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256'},
     // PKCS#1 v1.5 rather than PSS: the one every TLS stack, old or new, verifies.
     sign: {name: 'RSASSA-PKCS1-v1_5'},
   },
@@ -145,7 +147,7 @@ export async function generateCaPair(opts: CaOptions = {}): Promise<{ca: Ca; key
   })
   const certPem = cert.toString('pem') + '\n'
   const keyPem = exportKeyPem(keys.privateKey)
-  return {ca: await makeCa(certPem, keys.privateKey, keyType, cert), keyPem}
+  return {ca: await makeCa(certPem, KeyObject.from(keys.privateKey), keyType, cert), keyPem}
 }
 
 /**
@@ -173,8 +175,7 @@ export async function caFromPem(certPem: string, keyPem: string, files: {cert: s
   const keyType = keyTypeOf(key)
   if (!keyType)
     throw environmentError(`the CA key ${files.key} is ${describeKey(key)}; belt signs with ECDSA P-256 or RSA (2048 bits or more)`, 'E_CA_KEY_UNSUPPORTED', fix)
-  const privateKey = await webcrypto.subtle.importKey('pkcs8', key.export({type: 'pkcs8', format: 'der'}), ALGORITHMS[keyType].import, false, ['sign'])
-  return makeCa(certPem, privateKey, keyType, new x509.X509Certificate(certPem), files.cert)
+  return makeCa(certPem, key, keyType, new x509.X509Certificate(certPem), files.cert)
 }
 
 /**
@@ -190,7 +191,7 @@ export async function issueServerCert(ca: Ca, opts: ServerCertOptions): Promise<
   const sans = serverSans(opts)
   return issueLeaf(ca, {
     commonName: checkName(opts.machineName, 'machine name'),
-    usage: x509.ExtendedKeyUsage.serverAuth,
+    usage: EKU.serverAuth,
     sans,
     validityDays: opts.validityDays ?? DEFAULT_VALIDITY_DAYS.server,
     keyType: opts.keyType,
@@ -201,7 +202,7 @@ export async function issueServerCert(ca: Ca, opts: ServerCertOptions): Promise<
 export async function issueClientCert(ca: Ca, opts: ClientCertOptions = {}): Promise<KeyPair> {
   return issueLeaf(ca, {
     commonName: opts.commonName ?? 'belt client',
-    usage: x509.ExtendedKeyUsage.clientAuth,
+    usage: EKU.clientAuth,
     sans: {dns: [], ips: []},
     validityDays: opts.validityDays ?? DEFAULT_VALIDITY_DAYS.client,
     keyType: opts.keyType,
@@ -378,9 +379,11 @@ function signerOf(ca: Ca): Signer {
   return s
 }
 
+const EKU = {serverAuth: '1.3.6.1.5.5.7.3.1', clientAuth: '1.3.6.1.5.5.7.3.2'} as const
+
 interface LeafParams {
   commonName: string
-  usage: x509.ExtendedKeyUsage
+  usage: (typeof EKU)[keyof typeof EKU]
   sans: {dns: string[]; ips: string[]}
   validityDays: number
   keyType?: KeyType
@@ -397,39 +400,91 @@ async function issueLeaf(ca: Ca, p: LeafParams): Promise<KeyPair> {
       'E_CA_EXPIRED',
       'run `belt regenerate-certs --ca` to make a new CA and new certificates for every host',
     )
-  const keys = await generateKeys(keyType)
+  const keys = await generateLeafKeys(keyType)
+  const spki = keys.publicKey.export({type: 'spki', format: 'der'})
   const rsa = keyType.startsWith('rsa')
-  const extensions: x509.Extension[] = [
-    new x509.BasicConstraintsExtension(false, undefined, true),
-    new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | (rsa ? x509.KeyUsageFlags.keyEncipherment : 0), true),
-    new x509.ExtendedKeyUsageExtension([p.usage], false),
-    await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
-    signer.authorityKeyId,
+  const extension = (oid: string, critical: boolean, value: Buffer) => der.sequence(der.objectIdentifier(oid), ...(critical ? [der.TRUE] : []), der.octetString(value))
+  const extensions = [
+    extension(OID.basicConstraints, true, der.sequence()),
+    // digitalSignature (0), and keyEncipherment (2) for RSA, which RSA key exchange needs.
+    extension(OID.keyUsage, true, der.namedBits(rsa ? [0, 2] : [0])),
+    extension(OID.extKeyUsage, false, der.sequence(der.objectIdentifier(p.usage))),
+    extension(OID.subjectKeyIdentifier, false, der.octetString(keyIdOf(spki))),
+    extension(OID.authorityKeyIdentifier, false, der.sequence(der.implicit(0, signer.authorityKeyId))),
   ]
-  const names: x509.JsonGeneralName[] = [...p.sans.dns.map((value) => ({type: 'dns' as const, value})), ...p.sans.ips.map((value) => ({type: 'ip' as const, value}))]
-  if (names.length) extensions.push(new x509.SubjectAlternativeNameExtension(names, false))
-  const cert = await x509.X509CertificateGenerator.create({
-    serialNumber: randomSerial(),
-    subject: [{CN: [p.commonName]}, {O: ['belt']}],
-    // The CA's own subject object, so the issuer bytes equal the CA's subject bytes exactly (Go
-    // builds chains by comparing them).
-    issuer: signer.cert.subjectName,
-    notBefore: new Date(now - BACKDATE_MS),
-    // A certificate that outlives its CA would only fail later and more obscurely.
-    notAfter: new Date(Math.min(now + days * DAY_MS, ca.notAfter.getTime())),
-    publicKey: keys.publicKey,
-    signingKey: signer.privateKey,
-    signingAlgorithm: signer.signingAlgorithm,
-    extensions,
-  })
-  return {certPem: cert.toString('pem') + '\n', keyPem: exportKeyPem(keys.privateKey)}
+  const names = [...p.sans.dns.map((n) => der.implicit(2, Buffer.from(n, 'ascii'))), ...p.sans.ips.map((ip) => der.implicit(7, ipBytes(ip)))]
+  if (names.length) extensions.push(extension(OID.subjectAltName, false, der.sequence(...names)))
+  const tbs = der.sequence(
+    der.explicit(0, der.smallInteger(2)), // v3
+    der.unsignedInteger(Buffer.from(randomSerial(), 'hex')),
+    signer.signatureAlgorithm,
+    // The CA's subject bytes as they are in its certificate: Go builds chains by comparing them.
+    signer.subjectDer,
+    der.sequence(der.time(new Date(now - BACKDATE_MS)), der.time(new Date(Math.min(now + days * DAY_MS, ca.notAfter.getTime())))),
+    der.sequence(der.set(der.sequence(der.objectIdentifier(OID.commonName), der.utf8String(p.commonName))), der.set(der.sequence(der.objectIdentifier(OID.organization), der.utf8String('belt')))),
+    spki,
+    der.explicit(3, der.sequence(...extensions)),
+  )
+  // ECDSA signatures in DER (Node's default), RSA with PKCS#1 v1.5 padding (its default).
+  const signature = sign('sha256', tbs, signer.keyObject)
+  const certDer = der.sequence(tbs, signer.signatureAlgorithm, der.bitString(signature))
+  const certPem = `-----BEGIN CERTIFICATE-----\n${certDer.toString('base64').replace(/.{1,64}/g, '$&\n')}-----END CERTIFICATE-----\n`
+  return {certPem, keyPem: keys.privateKey.export({type: 'pkcs8', format: 'pem'}) as string}
 }
 
-async function makeCa(certPem: string, privateKey: CryptoKey, keyType: KeyType, cert: x509.X509Certificate, certFile?: string): Promise<Ca> {
+const OID = {
+  commonName: '2.5.4.3',
+  organization: '2.5.4.10',
+  basicConstraints: '2.5.29.19',
+  keyUsage: '2.5.29.15',
+  extKeyUsage: '2.5.29.37',
+  subjectKeyIdentifier: '2.5.29.14',
+  authorityKeyIdentifier: '2.5.29.35',
+  subjectAltName: '2.5.29.17',
+  ecdsaWithSha256: '1.2.840.10045.4.3.2',
+  sha256WithRsa: '1.2.840.113549.1.1.11',
+} as const
+
+/** RFC 5280 4.2.1.2 method (1): the SHA-1 of the subjectPublicKey bits of an SPKI. */
+function keyIdOf(spki: Buffer): Buffer {
+  const bits = der.children(der.readElement(spki))[1]
+  if (!bits || bits.tag !== 0x03) throw new Error('not a SubjectPublicKeyInfo')
+  return createHash('sha1').update(bits.content.subarray(1)).digest()
+}
+
+/** An IP SAN's octets: 4 for IPv4, 16 for IPv6 (`ip` as {@link canonicalIp} gives it). */
+function ipBytes(ip: string): Buffer {
+  if (net.isIPv4(ip)) return Buffer.from(ip.split('.').map(Number))
+  if (!net.isIPv6(ip)) throw new Error(`not an IP address: ${ip}`)
+  let text = ip
+  const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(text)
+  if (v4) {
+    const [a, b, c, d] = v4[1]!.split('.').map(Number)
+    text = text.slice(0, -v4[1]!.length) + `${((a! << 8) | b!).toString(16)}:${((c! << 8) | d!).toString(16)}`
+  }
+  const [head, tail] = text.includes('::') ? text.split('::') : [text, undefined]
+  const h = head ? head.split(':') : []
+  const t = tail === undefined ? [] : tail ? tail.split(':') : []
+  const groups = tail === undefined ? h : [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t]
+  const out = Buffer.alloc(16)
+  groups.forEach((g, i) => out.writeUInt16BE(parseInt(g, 16), i * 2))
+  return out
+}
+
+/** A leaf's key pair through Node's own crypto (P-256 in well under a millisecond). */
+async function generateLeafKeys(keyType: KeyType): Promise<{publicKey: KeyObject; privateKey: KeyObject}> {
+  if (keyType === 'ecdsa-p256') return generateKeyPairSync('ec', {namedCurve: 'prime256v1'})
+  return promisify(generateKeyPair)('rsa', {modulusLength: 2048, publicExponent: 0x10001})
+}
+
+async function makeCa(certPem: string, privateKey: KeyObject, keyType: KeyType, cert: x509.X509Certificate, certFile?: string): Promise<Ca> {
   const node = new NodeX509(certPem)
   const ski = cert.getExtension(x509.SubjectKeyIdentifierExtension)
-  // A CA made elsewhere may lack an SKI: derive the key id from its public key, as RFC 5280 suggests.
-  const authorityKeyId = ski ? new x509.AuthorityKeyIdentifierExtension(ski.keyId, false) : await x509.AuthorityKeyIdentifierExtension.create(cert.publicKey, false)
+  // TBSCertificate: [0] version, serial, signature, issuer, validity, subject, ...
+  const tbs = der.children(der.readElement(node.raw))[0]!
+  const fields = der.children(tbs)
+  const subject = fields[fields[0]!.tag === 0xa0 ? 5 : 4]
+  if (!subject || subject.tag !== 0x30) throw new Error('the CA certificate has no subject Name where X.509 puts it')
   const ca: Ca = Object.freeze({
     certPem,
     keyType,
@@ -438,7 +493,13 @@ async function makeCa(certPem: string, privateKey: CryptoKey, keyType: KeyType, 
     notAfter: node.validToDate,
     ...(certFile === undefined ? {} : {certFile}),
   })
-  signers.set(ca, {privateKey, cert, signingAlgorithm: ALGORITHMS[keyType].sign, authorityKeyId})
+  signers.set(ca, {
+    keyObject: privateKey,
+    subjectDer: Buffer.from(subject.raw),
+    signatureAlgorithm: keyType === 'ecdsa-p256' ? der.sequence(der.objectIdentifier(OID.ecdsaWithSha256)) : der.sequence(der.objectIdentifier(OID.sha256WithRsa), der.NULL),
+    // A CA made elsewhere may lack an SKI: derive the key id from its public key, as RFC 5280 suggests.
+    authorityKeyId: ski ? Buffer.from(ski.keyId, 'hex') : keyIdOf(node.publicKey.export({type: 'spki', format: 'der'})),
+  })
   return ca
 }
 
