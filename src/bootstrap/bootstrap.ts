@@ -7,19 +7,17 @@ import {
   DOCKER_TLS_PORT,
   ENGINE_PATHS,
   cloudInitWaitCommand,
+  configureCommand,
+  stdinFile,
+  writeFilesCommand,
   daemonJson,
   dropIn,
-  hostnameCommand,
   installEngineCommand,
   installScript,
-  installStagedCommand,
   parseProbe,
   privileged,
   probeCommand,
   readFileCommand,
-  removeStagingCommand,
-  restartEngineCommand,
-  stagingDirCommand,
   type EngineConfig,
   type Probe,
   KERNEL_PROFILES,
@@ -120,8 +118,6 @@ export async function bootstrapHost(input: BootstrapInput): Promise<BootstrapRes
     installed = true
   }
 
-  await run(`${hostnameCommand(input.name)} && mkdir -p ${ENGINE_PATHS.dir} ${ENGINE_PATHS.dropInDir}`)
-
   // Server certificate: keep the one on the host when it is still right, so a re-run restarts nothing.
   const currentCert = probe.sums.has(ENGINE_PATHS.cert) ? await readHostFile(remote, user, ENGINE_PATHS.cert) : undefined
   const keep = !input.forceRestart && probe.sums.has(ENGINE_PATHS.key) && input.keepServerCert(currentCert)
@@ -134,27 +130,31 @@ export async function bootstrapHost(input: BootstrapInput): Promise<BootstrapRes
   ]
   if (server) files.push({path: ENGINE_PATHS.cert, content: server.certPem, mode: 0o644}, {path: ENGINE_PATHS.key, content: server.keyPem, mode: 0o600})
   const changing = files.filter((f) => probe.sums.get(f.path) !== sha256(f.content))
-  await putFiles(remote, user, changing)
   // The opt-in kernel profile: a sysctl.d file (applied again at every boot) and the settings now; no engine restart.
   const profile = input.engine.kernelProfile
   if (profile && Object.hasOwn(KERNEL_PROFILES, profile)) {
     const p = profile as KernelProfile
-    await run('mkdir -p /etc/sysctl.d')
-    await putFiles(remote, user, [{path: kernelProfilePath(p), content: kernelProfileFile(p), mode: 0o644}])
-    const {applied, skipped} = parseKernelProfileApply((await run(applyKernelProfileCommand(p))).stdout)
+    const file = {path: kernelProfilePath(p), content: kernelProfileFile(p), mode: 0o644}
+    const r = await execOk(remote, privileged(`mkdir -p /etc/sysctl.d && ${writeFilesCommand([stdinFile(file)])} && ${applyKernelProfileCommand(p)}`, user), {
+      stdin: file.content,
+      what: `the kernel profile ${p}`,
+    })
+    const {applied, skipped} = parseKernelProfileApply(r.stdout)
     log(`kernel profile ${p}: ${applied.length} of ${applied.length + skipped.length} settings applied${skipped.length ? ` (not settable on this host: ${skipped.join(', ')})` : ''}`)
   }
   const changed: string[] = changing.map((f) => f.path)
-  if (input.resetEngineId && probe.keyJson) {
-    await run(`rm -f ${ENGINE_PATHS.keyJson}`)
-    changed.push(ENGINE_PATHS.keyJson)
-  }
-
+  const resetId = input.resetEngineId && probe.keyJson
+  if (resetId) changed.push(ENGINE_PATHS.keyJson)
   const restart = changed.length > 0 || !probe.active || Boolean(input.forceRestart)
-  if (restart) {
-    log(probe.active ? 'restarting the engine' : 'starting the engine')
-    await run(restartEngineCommand, 120_000)
-  }
+  if (restart) log(probe.active ? 'restarting the engine' : 'starting the engine')
+  // One command for the rest (each step a channel's worth of round trips less): the host name, the
+  // files that changed (their bytes on stdin, so no content is ever on a command line), the engine
+  // ID reset, and the restart.
+  await execOk(remote, privileged(configureCommand({name: input.name, files: changing.map(stdinFile), resetEngineId: resetId, restart}), user), {
+    stdin: changing.map((f) => f.content).join(''),
+    timeoutMs: 120_000,
+    what: restart ? 'the engine configuration and restart' : 'the engine configuration',
+  })
   const engine = await waitForEngine(machine.address, DOCKER_TLS_PORT, input.clientTls, input.timeouts?.engineMs ?? 90_000, input.signal)
   return {engine, url: `tcp://${machine.address}:${DOCKER_TLS_PORT}`, installed, restarted: restart, certRenewed: Boolean(server), serverCertPem: server?.certPem ?? currentCert, changed}
 }
@@ -188,27 +188,4 @@ async function readHostFile(remote: Remote, user: string, path: string): Promise
   if (user === 'root') return (await remote.download(path).catch(() => undefined))?.toString('utf8')
   const r = await remote.exec(privileged(readFileCommand(path), user))
   return r.code === 0 ? r.stdout : undefined
-}
-
-/**
- * Writes files on the host with explicit modes, by SFTP (no content ever passes through a shell
- * command line). As root, straight to each path. Otherwise into a private staging directory
- * (0700, the user's; each file 0600), then one `sudo -n install -o root -m MODE` puts them all in
- * place, and the staging directory goes.
- */
-export async function putFiles(remote: Remote, user: string, files: readonly {path: string; content: string; mode: number}[]): Promise<void> {
-  if (files.length === 0) return
-  if (user === 'root') {
-    for (const f of files) await remote.upload(f.path, f.content, f.mode)
-    return
-  }
-  const dir = (await execOk(remote, stagingDirCommand)).stdout.trim()
-  if (!dir.startsWith('/tmp/belt.')) throw new Error(`mktemp answered ${JSON.stringify(dir.slice(0, 80))}, not a staging directory`)
-  try {
-    const staged = files.map((f, i) => ({from: `${dir}/${i}`, to: f.path, mode: f.mode}))
-    for (const [i, f] of files.entries()) await remote.upload(staged[i]!.from, f.content, 0o600)
-    await execOk(remote, privileged(installStagedCommand(staged), user), {what: `sudo install of ${files.map((f) => f.path).join(', ')}`})
-  } finally {
-    await remote.exec(removeStagingCommand(dir)).catch(() => undefined)
-  }
 }

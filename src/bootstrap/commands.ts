@@ -2,6 +2,7 @@
  * Pure builders for what the bootstrapper sends to a host: every command string and file body is
  * made here, from data, and table-tested. Strings meet the shell only through shQuote.
  */
+import {createHash} from 'node:crypto'
 import {installUrlProblem} from '../install-url.js'
 import {shQuote} from '../ssh/quote.js'
 import {fillTemplate} from '../templates.js'
@@ -72,24 +73,60 @@ export function cleanEngineCommand(): string {
   return `systemctl stop docker.socket >/dev/null 2>&1; systemctl stop docker || exit $?; rm -f ${files.join(' ')} && systemctl daemon-reload`
 }
 
-/**
- * For a login user other than root: a private directory (0700, the user's) that files are
- * uploaded to by SFTP before `sudo` moves them into place. Run as the user, not privileged.
- */
-export const stagingDirCommand = 'mktemp -d /tmp/belt.XXXXXXXX'
-
-/** Removes a staging directory made by {@link stagingDirCommand} (as the user: its files are theirs). */
-export function removeStagingCommand(dir: string): string {
-  return `rm -rf -- ${shQuote(dir)}`
+/** A file {@link writeFilesCommand} writes: its bytes come on the command's stdin, in order. */
+export interface StdinFile {
+  path: string
+  mode: number
+  /** Length in bytes. */
+  size: number
+  /** SHA-256 of the content, lower-case hex: the host checks what arrived before it moves it into place. */
+  sha256: string
 }
 
 /**
- * Moves staged files into place, owned by root with explicit modes (`install` sets the mode, not
- * the umask). One command for the batch; run privileged.
+ * Writes files from the command's stdin, one after another (`head -c SIZE` of GNU coreutils reads
+ * no byte past SIZE), each into a temporary file beside its path (`mktemp`: 0600 under umask 077),
+ * checked against its SHA-256, given its mode and renamed over the path (atomic, never a partly
+ * written key). What arrives damaged is removed and the command fails naming the path. Nothing of
+ * the content is on the command line (a private key must not show in `ps`). Run privileged: the
+ * files are then root's, as `install -o root` made them.
  */
-export function installStagedCommand(files: readonly {from: string; to: string; mode: number}[]): string {
-  if (files.length === 0) throw new Error('no staged files to install')
-  return files.map((f) => `install -o root -g root -m ${f.mode.toString(8).padStart(4, '0')} ${shQuote(f.from)} ${shQuote(f.to)}`).join(' && ')
+export function writeFilesCommand(files: readonly StdinFile[]): string {
+  if (files.length === 0) throw new Error('no files to write')
+  const steps = files.map((f) => {
+    if (!Number.isSafeInteger(f.size) || f.size < 0) throw new Error(`bad size ${f.size} for ${f.path}`)
+    if (!/^[0-9a-f]{64}$/.test(f.sha256)) throw new Error(`bad SHA-256 for ${f.path}`)
+    if (!Number.isInteger(f.mode) || f.mode < 0 || f.mode > 0o7777) throw new Error(`bad mode for ${f.path}`)
+    const p = shQuote(f.path)
+    const dir = shQuote(f.path.replace(/\/[^/]*$/, '') || '/')
+    const damaged = shQuote(`belt: ${f.path} arrived damaged (not the ${f.size} bytes sent) and was not replaced`)
+    return (
+      `t=$(mktemp ${dir}/.belt.XXXXXXXX) && ` +
+      `{ head -c ${f.size} > "$t" && s=$(sha256sum < "$t") && [ "\${s%% *}" = ${f.sha256} ] || { rm -f "$t"; echo ${damaged} >&2; exit 1; }; } && ` +
+      `chmod ${f.mode.toString(8).padStart(4, '0')} "$t" && mv -f "$t" ${p}`
+    )
+  })
+  return `umask 077 && ${steps.join(' && ')}`
+}
+
+/** A file's {@link StdinFile} entry: its byte length and SHA-256. */
+export function stdinFile(f: {path: string; content: string; mode: number}): StdinFile {
+  const bytes = Buffer.from(f.content, 'utf8')
+  return {path: f.path, mode: f.mode, size: bytes.length, sha256: createHash('sha256').update(bytes).digest('hex')}
+}
+
+/**
+ * The bootstrap's one configuring command, run privileged: sets the host name, makes the engine's
+ * directories, writes `files` from stdin ({@link writeFilesCommand}), removes key.json (so a cloned
+ * image's engines get distinct IDs) and (re)starts the engine, each step only when asked and
+ * stopping at the first that fails.
+ */
+export function configureCommand(o: {name: string; files: readonly StdinFile[]; resetEngineId: boolean; restart: boolean}): string {
+  const steps = [hostnameCommand(o.name), `mkdir -p ${ENGINE_PATHS.dir} ${ENGINE_PATHS.dropInDir}`]
+  if (o.files.length) steps.push(writeFilesCommand(o.files))
+  if (o.resetEngineId) steps.push(`rm -f ${ENGINE_PATHS.keyJson}`)
+  if (o.restart) steps.push(`{ ${restartEngineCommand}; }`)
+  return steps.join(' && ')
 }
 
 /** Prints a file (one the login user may not be allowed to read by SFTP); run privileged. */

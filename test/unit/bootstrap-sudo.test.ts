@@ -1,6 +1,6 @@
 /**
  * Bootstrap as a login user other than root (Ubuntu's `ubuntu` on EC2): every privileged step
- * through `sudo -n`, files staged by SFTP and moved into place by `sudo install` with their modes;
+ * through `sudo -n`, files written from the configuring command's stdin with their modes;
  * and the one-line failures when a host refuses the user (cloud-init's disable_root, a key that a
  * running sshd keeps refusing).
  */
@@ -14,15 +14,15 @@ import {afterAll, describe, expect, it} from 'vitest'
 import {bootstrapHost, type BootstrapInput} from '../../src/bootstrap/bootstrap.js'
 import {
   ENGINE_PATHS,
+  configureCommand,
   emptyEngineConfig,
-  installStagedCommand,
   privileged,
   readFileCommand,
-  removeStagingCommand,
-  stagingDirCommand,
+  stdinFile,
+  writeFilesCommand,
 } from '../../src/bootstrap/commands.js'
 import {generateSshKeyPair} from '../../src/ssh/keys.js'
-import {redirectedLogin, type ExecResult, type Remote} from '../../src/ssh/remote.js'
+import {redirectedLogin, type ExecOptions, type ExecResult, type Remote} from '../../src/ssh/remote.js'
 import {keyRefusedMessage, waitForSsh} from '../../src/ssh/ssh2-remote.js'
 
 const sh = (cmd: string) => execFileSync('/bin/sh', ['-c', cmd], {encoding: 'utf8'})
@@ -34,62 +34,78 @@ describe('command builders for a sudo user', () => {
     ['ubuntu', "echo 'x' > /etc/hostname", `sudo -n sh -c 'echo '\\''x'\\'' > /etc/hostname'`],
   ])('privileged(%j, %j)', (user, cmd, expected) => expect(privileged(cmd, user)).toBe(expected))
 
-  it.each([
-    [[{from: '/tmp/belt.a/0', to: '/etc/docker/ca.pem', mode: 0o644}], 'install -o root -g root -m 0644 /tmp/belt.a/0 /etc/docker/ca.pem'],
-    [
-      [
-        {from: '/tmp/belt.a/0', to: '/etc/docker/server.pem', mode: 0o644},
-        {from: '/tmp/belt.a/1', to: '/etc/docker/server-key.pem', mode: 0o600},
-        {from: '/tmp/belt.a/2', to: '/tmp/belt-install-engine.sh', mode: 0o700},
-      ],
-      'install -o root -g root -m 0644 /tmp/belt.a/0 /etc/docker/server.pem && install -o root -g root -m 0600 /tmp/belt.a/1 /etc/docker/server-key.pem && install -o root -g root -m 0700 /tmp/belt.a/2 /tmp/belt-install-engine.sh',
-    ],
-    [[{from: "/tmp/it's here", to: '/etc/a b', mode: 0o640}], `install -o root -g root -m 0640 '/tmp/it'\\''s here' '/etc/a b'`],
-  ])('installStagedCommand %#', (files, expected) => expect(installStagedCommand(files)).toBe(expected))
+  it('writeFilesCommand refuses an empty batch and bad entries', () => {
+    expect(() => writeFilesCommand([])).toThrow(/no files/)
+    expect(() => writeFilesCommand([{path: '/a', mode: 0o644, size: -1, sha256: 'a'.repeat(64)}])).toThrow(/bad size/)
+    expect(() => writeFilesCommand([{path: '/a', mode: 0o644, size: 1, sha256: 'nothex'}])).toThrow(/bad SHA-256/)
+  })
 
-  it('installStagedCommand refuses an empty batch', () => expect(() => installStagedCommand([])).toThrow(/no staged files/))
+  it('stdinFile counts bytes, not characters', () => {
+    const f = stdinFile({path: '/etc/x', content: 'é\n', mode: 0o600})
+    // printf 'é\n' | sha256sum
+    expect(f).toEqual({path: '/etc/x', mode: 0o600, size: 3, sha256: 'edd3a863872a04239eb29ad4bc12fc892b3d4ae57cc7e786a3697816f8e141c2'})
+  })
 
-  it.each([
-    [stagingDirCommand, 'mktemp -d /tmp/belt.XXXXXXXX'],
-    [removeStagingCommand('/tmp/belt.AbC123'), 'rm -rf -- /tmp/belt.AbC123'],
-    [readFileCommand(ENGINE_PATHS.cert), 'cat -- /etc/docker/server.pem'],
-  ])('%s', (built, expected) => expect(built).toBe(expected))
+  it.each([[readFileCommand(ENGINE_PATHS.cert), 'cat -- /etc/docker/server.pem']])('%s', (built, expected) => expect(built).toBe(expected))
 
-  it.runIf(process.getuid?.() === 0)('a real shell runs installStagedCommand: root-owned files with exactly the modes asked, whatever the umask', () => {
-    const dir = mkdtempSync(path.join(os.tmpdir(), 'belt-install-'))
+  it('configureCommand: each step only when asked, the restart last and inside braces (a failed step stops it)', () => {
+    const files = [stdinFile({path: ENGINE_PATHS.ca, content: 'CA', mode: 0o644})]
+    const all = configureCommand({name: 'node1', files, resetEngineId: true, restart: true})
+    expect(all).toContain(writeFilesCommand(files))
+    expect(all.indexOf(writeFilesCommand(files))).toBeLessThan(all.indexOf('rm -f /etc/docker/key.json'))
+    expect(all.endsWith('&& { systemctl daemon-reload; systemctl enable docker >/dev/null 2>&1; systemctl restart docker; }')).toBe(true)
+    const none = configureCommand({name: 'node1', files: [], resetEngineId: false, restart: false})
+    expect(none).not.toMatch(/mktemp|key\.json|systemctl restart/)
+    expect(none).toContain('mkdir -p /etc/docker /etc/systemd/system/docker.service.d')
+  })
+
+  it.runIf(process.getuid?.() === 0)('a real shell runs writeFilesCommand: files with exactly their content and modes whatever the umask; a short stdin fails naming the file and replaces nothing', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'belt-write-'))
     try {
-      writeFileSync(path.join(dir, '0'), 'cert')
-      writeFileSync(path.join(dir, '1'), 'key')
-      const cmd = installStagedCommand([
-        {from: path.join(dir, '0'), to: path.join(dir, 'server.pem'), mode: 0o644},
-        {from: path.join(dir, '1'), to: path.join(dir, 'key file.pem'), mode: 0o600},
-      ])
-      sh(`umask 077; ${cmd}`)
-      expect(statSync(path.join(dir, 'server.pem')).mode & 0o7777).toBe(0o644)
-      expect(statSync(path.join(dir, 'key file.pem')).mode & 0o7777).toBe(0o600)
-      expect(statSync(path.join(dir, 'key file.pem')).uid).toBe(0)
-      expect(readFileSync(path.join(dir, 'key file.pem'), 'utf8')).toBe('key')
+      const files = [
+        {path: path.join(dir, 'server.pem'), content: 'cert\n', mode: 0o644},
+        {path: path.join(dir, "key file's.pem"), content: 'key é', mode: 0o600},
+        {path: path.join(dir, 'empty'), content: '', mode: 0o644},
+      ]
+      const cmd = writeFilesCommand(files.map(stdinFile))
+      execFileSync('/bin/sh', ['-c', `umask 022; ${cmd}`], {input: files.map((f) => f.content).join('')})
+      for (const f of files) {
+        expect(statSync(f.path).mode & 0o7777).toBe(f.mode)
+        expect(statSync(f.path).uid).toBe(0)
+        expect(readFileSync(f.path, 'utf8')).toBe(f.content)
+      }
+      writeFileSync(files[1]!.path, 'old')
+      let err: {status?: number; stderr?: Buffer} = {}
+      try {
+        execFileSync('/bin/sh', ['-c', cmd], {input: 'cert\nkey', stdio: ['pipe', 'pipe', 'pipe']})
+      } catch (e) {
+        err = e as typeof err
+      }
+      expect(err.status).toBe(1)
+      expect(String(err.stderr)).toContain(`belt: ${files[1]!.path} arrived damaged (not the 6 bytes sent) and was not replaced`)
+      expect(readFileSync(files[1]!.path, 'utf8')).toBe('old')
+      expect(sh(`ls -A ${JSON.stringify(dir)}`).split('\n').filter((n) => n.startsWith('.belt.'))).toEqual([])
     } finally {
       rmSync(dir, {recursive: true, force: true})
     }
   })
 })
 
-/** A host that answers the probe like a Debian host with dockerd, records every call, and fails on nothing. */
+/** A host that answers the probe like a Debian host with dockerd and records every command with its stdin; SFTP is not expected. */
 class FakeHost implements Remote {
   readonly execs: string[] = []
-  readonly uploads: {path: string; mode: number; content: string}[] = []
+  readonly stdins: string[] = []
   constructor(private readonly answer: (command: string) => ExecResult | undefined = () => undefined) {}
-  async exec(command: string): Promise<ExecResult> {
+  async exec(command: string, opts: ExecOptions = {}): Promise<ExecResult> {
     this.execs.push(command)
+    this.stdins.push(String(opts.stdin ?? ''))
     const a = this.answer(command)
     if (a) return a
-    if (command === stagingDirCommand) return {code: 0, stdout: '/tmp/belt.Q1w2E3r4\n', stderr: ''}
     if (command.includes('--os')) return {code: 0, stdout: '--os\nID=debian\nPRETTY_NAME="Debian 12"\n--dockerd\n/usr/bin/dockerd\n--cloud-init\nno\n--keyjson\nno\n--active\nactive\n--sums\n', stderr: ''}
     return {code: 0, stdout: '', stderr: ''}
   }
-  async upload(p: string, content: string | Buffer, mode: number): Promise<void> {
-    this.uploads.push({path: p, mode, content: String(content)})
+  async upload(p: string): Promise<void> {
+    throw new Error(`unexpected SFTP upload of ${p}`)
   }
   async download(): Promise<Buffer> {
     throw Object.assign(new Error('no such file'), {code: 'ENOENT'})
@@ -118,44 +134,34 @@ function input(remote: Remote, user: string, extra: Partial<BootstrapInput> = {}
 }
 
 describe('bootstrapHost as ubuntu with passwordless sudo', () => {
-  it('runs every privileged step through sudo -n and stages files before one sudo install with their modes', async () => {
+  /** The stdin of a first bootstrap: the CA first, the server certificate and key last (the fakes are 'CA', 'CERT', 'KEY'). */
+  const firstFiles = (stdin: string) => {
+    expect(stdin.startsWith('CA')).toBe(true)
+    expect(stdin.endsWith('CERTKEY')).toBe(true)
+  }
+
+  it('runs every step through sudo -n: the probe, then one command that writes the files from stdin and restarts the engine', async () => {
     const host = new FakeHost()
     await expect(bootstrapHost(input(host, 'ubuntu'))).rejects.toThrow(/stop before the engine check/)
-    const unprivileged = host.execs.filter((c) => !c.startsWith('sudo -n sh -c '))
-    expect(unprivileged).toEqual([stagingDirCommand, removeStagingCommand('/tmp/belt.Q1w2E3r4')])
-    // Only the staging directory receives uploads, each private to the user.
-    expect(host.uploads.map((u) => [u.path, u.mode])).toEqual([0, 1, 2, 3, 4].map((i) => [`/tmp/belt.Q1w2E3r4/${i}`, 0o600]))
-    const installs = host.execs.filter((c) => c.includes('install -o root'))
-    expect(installs).toEqual([
-      privileged(
-        installStagedCommand([
-          {from: '/tmp/belt.Q1w2E3r4/0', to: ENGINE_PATHS.ca, mode: 0o644},
-          {from: '/tmp/belt.Q1w2E3r4/1', to: ENGINE_PATHS.daemonJson, mode: 0o644},
-          {from: '/tmp/belt.Q1w2E3r4/2', to: ENGINE_PATHS.dropIn, mode: 0o644},
-          {from: '/tmp/belt.Q1w2E3r4/3', to: ENGINE_PATHS.cert, mode: 0o644},
-          {from: '/tmp/belt.Q1w2E3r4/4', to: ENGINE_PATHS.key, mode: 0o600},
-        ]),
-        'ubuntu',
-      ),
-    ])
-    // The staging directory goes after the install, and the engine restarts after that.
-    const order = (needle: string) => host.execs.findIndex((c) => c.includes(needle))
-    expect(order('install -o root')).toBeLessThan(order('rm -rf -- /tmp/belt.Q1w2E3r4'))
-    expect(order('rm -rf -- /tmp/belt.Q1w2E3r4')).toBeLessThan(order('systemctl restart docker'))
-    expect(host.uploads.find((u) => u.path.endsWith('/4'))!.content).toBe('KEY')
+    expect(host.execs).toHaveLength(2)
+    expect(host.execs.every((c) => c.startsWith('sudo -n sh -c '))).toBe(true)
+    const stdin = host.stdins[1]!
+    firstFiles(stdin)
+    const configure = host.execs[1]!
+    for (const p of [ENGINE_PATHS.ca, ENGINE_PATHS.daemonJson, ENGINE_PATHS.dropIn, ENGINE_PATHS.cert, ENGINE_PATHS.key]) expect(configure).toContain(p)
+    expect(configure).toContain('chmod 0600 "$t" && mv -f "$t" /etc/docker/server-key.pem')
+    expect(configure.indexOf('server-key.pem')).toBeLessThan(configure.indexOf('systemctl restart docker'))
+    // The key travels on stdin only, never on a command line.
+    expect(host.execs.some((c) => c.includes('KEY'))).toBe(false)
   })
 
-  it('as root: no sudo, files straight to their paths with their modes', async () => {
+  it('as root: no sudo, the same two commands', async () => {
     const host = new FakeHost()
     await expect(bootstrapHost(input(host, 'root'))).rejects.toThrow(/stop before the engine check/)
-    expect(host.execs.filter((c) => c.includes('sudo') || c.includes('mktemp'))).toEqual([])
-    expect(host.uploads.map((u) => [u.path, u.mode])).toEqual([
-      [ENGINE_PATHS.ca, 0o644],
-      [ENGINE_PATHS.daemonJson, 0o644],
-      [ENGINE_PATHS.dropIn, 0o644],
-      [ENGINE_PATHS.cert, 0o644],
-      [ENGINE_PATHS.key, 0o600],
-    ])
+    expect(host.execs.filter((c) => c.includes('sudo'))).toEqual([])
+    expect(host.execs).toHaveLength(2)
+    firstFiles(host.stdins[1]!)
+    expect(host.execs[1]!.startsWith('(hostnamectl set-hostname node1')).toBe(true)
   })
 
   it('reads the current server certificate through sudo, and keeps it when it is still right', async () => {
@@ -168,7 +174,12 @@ describe('bootstrapHost as ubuntu with passwordless sudo', () => {
     const seen: (string | undefined)[] = []
     await expect(bootstrapHost(input(host, 'ubuntu', {keepServerCert: (pem) => (seen.push(pem), true)}))).rejects.toThrow(/engine check/)
     expect(seen).toEqual(['CURRENT'])
-    expect(host.uploads.map((u) => u.path)).toHaveLength(3) // ca, daemon.json, drop-in: not the cert and key
+    const configure = host.execs.at(-1)!
+    // ca, daemon.json, drop-in: not the cert and key
+    expect(configure).toContain(ENGINE_PATHS.daemonJson)
+    expect(configure).not.toContain(ENGINE_PATHS.cert)
+    expect(configure).not.toContain(ENGINE_PATHS.key)
+    expect(host.stdins.at(-1)).not.toContain('CERT')
   })
 
   it('root on an Ubuntu image: one line naming the user the host asks for and the flag', async () => {
