@@ -68,7 +68,7 @@ export class EngineApiError extends Error {
  * {@link EngineApiError} carrying the daemon's message for a non-2xx status, and with the socket
  * error on TLS or network failures, or after `timeoutMs`.
  */
-export function engineRequest<T = unknown>(
+export async function engineRequest<T = unknown>(
   address: string,
   port: number,
   client: ClientTls,
@@ -77,6 +77,19 @@ export function engineRequest<T = unknown>(
   body?: unknown,
   timeoutMs = 30_000,
 ): Promise<T> {
+  return (await engineExchange<T>(address, port, client, method, path, body, timeoutMs)).json
+}
+
+/** {@link engineRequest} with the response's headers. */
+function engineExchange<T>(
+  address: string,
+  port: number,
+  client: ClientTls,
+  method: 'GET' | 'POST' | 'DELETE',
+  path: string,
+  body: unknown,
+  timeoutMs: number,
+): Promise<{json: T; headers: NodeJS.Dict<string | string[]>}> {
   return new Promise((resolve, reject) => {
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body))
     const req = https.request(
@@ -105,7 +118,7 @@ export function engineRequest<T = unknown>(
             const msg = typeof json === 'object' && json && 'message' in json ? String((json as {message: unknown}).message) : text.trim()
             return reject(new EngineApiError(status, path, msg))
           }
-          resolve(json as T)
+          resolve({json: json as T, headers: res.headers})
         })
       },
     )
@@ -125,15 +138,17 @@ interface RawInfo {
   Swarm: {NodeID: string; LocalNodeState: string; ControlAvailable: boolean; Cluster?: {ID: string}}
 }
 
-/** `GET /info` and `GET /version`, reduced to what belt records. */
+/** `GET /info` (and its Api-Version header), reduced to what belt records. */
 export async function engineInfo(address: string, port: number, tls: ClientTls): Promise<EngineInfo> {
-  const info = await engineRequest<RawInfo>(address, port, tls, 'GET', '/info', undefined, 10_000)
-  const version = await engineRequest<{ApiVersion: string}>(address, port, tls, 'GET', '/version', undefined, 10_000)
+  const {json: info, headers} = await engineExchange<RawInfo>(address, port, tls, 'GET', '/info', undefined, 10_000)
+  // Every answer of the engine names its API version in a header; /version only when it is missing.
+  const header = headers['api-version']
+  const apiVersion = typeof header === 'string' && /^\d+\.\d+$/.test(header) ? header : (await engineRequest<{ApiVersion: string}>(address, port, tls, 'GET', '/version', undefined, 10_000)).ApiVersion
   return {
     id: info.ID,
     name: info.Name,
     serverVersion: info.ServerVersion,
-    apiVersion: version.ApiVersion,
+    apiVersion,
     labels: info.Labels ?? [],
     swarm: {
       nodeId: info.Swarm.NodeID,

@@ -60,6 +60,7 @@ export async function bootstrapOne(setup: BootstrapSetup, name: string, o: Boots
   const {store} = setup
   const t0 = Date.now()
   let record = await store.get(name)
+  let sshUp: string | undefined
   o.reporter.phase?.(name, 'bootstrap', 'start')
   try {
     if (!record.machine)
@@ -81,9 +82,8 @@ export async function bootstrapOne(setup: BootstrapSetup, name: string, o: Boots
     for (let attempt = 1; ; attempt++) {
       try {
         const remote = await openHost(store, record, {waitMs: SSH_WAIT_MS, signal: o.signal, userFlag})
-        await store.update(name, (r) => {
-          r.times.sshUp ??= new Date().toISOString()
-        })
+        // Recorded with the outcome (bootstrapped or failed), not in a write of its own.
+        sshUp ??= new Date().toISOString()
         try {
           const addresses = [machine.address, ...(machine.privateAddress ? [machine.privateAddress] : [])]
           result = await bootstrapHost({
@@ -130,6 +130,7 @@ export async function bootstrapOne(setup: BootstrapSetup, name: string, o: Boots
       r.engine = rec
       r.phase = 'bootstrapped'
       r.owner = undefined
+      r.times.sshUp ??= sshUp
       r.times.engineReady = new Date().toISOString()
     })
     const what = [result.installed ? 'engine installed' : undefined, result.restarted ? (result.certRenewed ? 'new certificate' : 'configured') : 'unchanged'].filter(Boolean).join(', ')
@@ -145,6 +146,7 @@ export async function bootstrapOne(setup: BootstrapSetup, name: string, o: Boots
         r.phase = interrupted ? 'created' : 'error'
         r.owner = undefined
         r.error = interrupted ? undefined : {phase: 'bootstrapping', message, at: new Date().toISOString()}
+        if (sshUp) r.times.sshUp ??= sshUp
       })
       .catch(() => undefined)
     o.reporter.host(name, interrupted ? 'bootstrap interrupted; the same command takes it on again' : `bootstrap failed: ${message}`)

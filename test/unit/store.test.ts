@@ -1,8 +1,9 @@
-import {chmod, mkdir, mkdtemp, readFile, rm, stat, writeFile} from 'node:fs/promises'
+import {chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile} from 'node:fs/promises'
+import {promises as fsPromises} from 'node:fs'
 import {existsSync} from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import {afterEach, beforeEach, describe, expect, it} from 'vitest'
+import {afterEach, beforeEach, describe, expect, it, vi} from 'vitest'
 import {UserError} from '../../src/errors.js'
 import {ensurePrivateDir, writeFileAtomic} from '../../src/store/atomic.js'
 import {Store, naturalCompare, newRecord, parseRecord} from '../../src/store/store.js'
@@ -200,6 +201,26 @@ describe('writeFileAtomic', () => {
     await writeFileAtomic(f, 'two', 0o600)
     expect(await readFile(f, 'utf8')).toBe('two')
     expect((await stat(f)).mode & 0o777).toBe(0o600)
+  })
+
+  it('writes that come together share directory fsyncs, and each file ends with its own content', async () => {
+    const opens = vi.spyOn(fsPromises, 'open')
+    try {
+      const n = 50
+      await Promise.all(Array.from({length: n}, (_, i) => writeFileAtomic(path.join(dir, `r${i}`), `content ${i}`, 0o600)))
+      const dirSyncs = opens.mock.calls.filter(([p]) => p === dir).length
+      expect(dirSyncs).toBeGreaterThanOrEqual(1)
+      expect(dirSyncs).toBeLessThan(n / 5)
+      for (let i = 0; i < n; i++) expect(await readFile(path.join(dir, `r${i}`), 'utf8')).toBe(`content ${i}`)
+      // No temp file is left behind.
+      expect((await readdir(dir)).filter((f) => f.endsWith('.tmp'))).toEqual([])
+      // A write after the group still gets a sync of its own.
+      const before = opens.mock.calls.length
+      await writeFileAtomic(path.join(dir, 'late'), 'late', 0o600)
+      expect(opens.mock.calls.slice(before).filter(([p]) => p === dir)).toHaveLength(1)
+    } finally {
+      opens.mockRestore()
+    }
   })
 })
 
