@@ -1,11 +1,12 @@
 /**
- * The few DER (X.690) encodings a leaf certificate needs, and a reader that splits an element into
- * its children. Why not @peculiar/x509 for leaves: it builds every extension by serialising and
- * parsing it again through asn1js, and parses the certificate it has just made; measured on this
- * 2-core machine that was 16 to 26 ms of CPU per server certificate, about a fifth of Belt's CPU per
- * host in a `create --swarm`. Encoding one fixed certificate profile is a handful of tag-length-value
- * writes; OpenSSL (Node's X509Certificate, `openssl verify`) and Go (dockerd, the docker CLI) read
- * what comes out, in the tests. @peculiar/x509 still makes and reads CAs, once per store.
+ * The few DER (X.690) encodings Belt's certificates need (its CA, server and client certificates,
+ * one fixed profile each), and a reader that splits an element into its children. Why not
+ * @peculiar/x509: it builds every extension by serialising and parsing it again through asn1js,
+ * and parses the certificate it has just made; measured on this 2-core machine that was 16 to 26
+ * ms of CPU per server certificate, about a fifth of Belt's CPU per host in a `create --swarm`, and
+ * loading it costs about 0.2 s more. Encoding is a handful of tag-length-value writes; OpenSSL
+ * (Node's X509Certificate, `openssl verify -x509_strict`) and Go (dockerd, the docker CLI) read
+ * what comes out, in the tests. @peculiar/x509 only lists SANs and EKUs for `inspect`.
  */
 
 /** Tag, DER length, content. */

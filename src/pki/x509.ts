@@ -3,25 +3,41 @@
  * `regenerate-certs`, `ls` and `inspect` need. Nothing here touches the disk (src/pki/ca.ts keeps
  * the store's CA and client certificate; server keys only ever live in memory and on their host).
  *
- * Building and signing goes through @peculiar/x509 on Node's WebCrypto. ECDSA P-256 is the default
- * because RSA-2048 key generation dominates a 300-host batch (about 100 ms per key against well
- * under 1 ms); RSA-2048 stays available for clients that cannot verify ECDSA. Reading and checking
- * goes through Node's own `crypto.X509Certificate` (OpenSSL), which is synchronous and so fits the
- * bootstrapper's synchronous `keepServerCert` hook.
+ * Keys come from Node's crypto; certificates (the CA's and the leaves') are encoded by ./der.ts
+ * and signed by Node's `crypto.sign` (SHA-256; ECDSA in DER, RSA PKCS#1 v1.5, the one every TLS
+ * stack verifies): under a millisecond of CPU each, where @peculiar/x509 took 16 to 26 ms a
+ * certificate. ECDSA P-256 is the default because RSA-2048 key generation dominates a 300-host
+ * batch (about 100 ms per key against well under 1 ms); RSA-2048 stays available for clients that
+ * cannot verify ECDSA. Reading and checking goes through Node's own `crypto.X509Certificate`
+ * (OpenSSL), which is synchronous and so fits the bootstrapper's synchronous `keepServerCert` hook;
+ * only {@link certInfo}'s SAN and EKU lists come from @peculiar/x509, loaded when first needed.
  */
-// @peculiar/x509 resolves its ASN.1 parsers through tsyringe, which throws at load time unless the
-// Reflect metadata API exists: this import must stay before the one of @peculiar/x509.
-import 'reflect-metadata'
-import * as x509 from '@peculiar/x509'
+import type * as X509 from '@peculiar/x509'
 import {createHash, createPrivateKey, createPublicKey, generateKeyPair, generateKeyPairSync, KeyObject, randomBytes, sign, webcrypto, X509Certificate as NodeX509} from 'node:crypto'
+import {createRequire} from 'node:module'
 import net from 'node:net'
 import {promisify} from 'node:util'
 import * as der from './der.js'
 import {environmentError, usageError, UserError} from '../errors.js'
 
-x509.cryptoProvider.set(webcrypto)
+/**
+ * @peculiar/x509, loaded on first use: only {@link certInfo} (inspect, regenerate-certs) reads
+ * certificates with it; making and loading CAs and certificates does without it, so a `create`
+ * never loads it and its dependencies (asn1js, tsyringe: about 0.2 s of CPU).
+ */
+let peculiarModule: typeof X509 | undefined
+function peculiar(): typeof X509 {
+  if (!peculiarModule) {
+    const require = createRequire(import.meta.url)
+    // It resolves its ASN.1 parsers through tsyringe, which throws at load time unless the Reflect
+    // metadata API exists: this must be loaded first.
+    require('reflect-metadata')
+    peculiarModule = require('@peculiar/x509') as typeof X509
+    peculiarModule.cryptoProvider.set(webcrypto)
+  }
+  return peculiarModule
+}
 
-type CryptoKey = webcrypto.CryptoKey
 
 /** Key algorithms Belt generates. The CA's type is also the default for the certificates it issues. */
 export type KeyType = 'ecdsa-p256' | 'rsa-2048'
@@ -72,22 +88,6 @@ interface Signer {
 // Kept beside the Ca rather than in it, so spreading or printing a Ca never carries the key.
 const signers = new WeakMap<Ca, Signer>()
 
-interface Algorithms {
-  generate: webcrypto.EcKeyGenParams | webcrypto.RsaHashedKeyGenParams
-  sign: webcrypto.EcdsaParams | webcrypto.Algorithm
-}
-const ALGORITHMS: Record<KeyType, Algorithms> = {
-  'ecdsa-p256': {
-    generate: {name: 'ECDSA', namedCurve: 'P-256'},
-    sign: {name: 'ECDSA', hash: 'SHA-256'} as webcrypto.EcdsaParams,
-  },
-  'rsa-2048': {
-    generate: {name: 'RSASSA-PKCS1-v1_5', modulusLength: 2048, publicExponent: new Uint8Array([1, 0, 1]), hash: 'SHA-256'},
-    // PKCS#1 v1.5 rather than PSS: the one every TLS stack, old or new, verifies.
-    sign: {name: 'RSASSA-PKCS1-v1_5'},
-  },
-}
-
 /** Options for a new CA. */
 export interface CaOptions {
   keyType?: KeyType
@@ -129,25 +129,28 @@ export async function generateCa(opts: CaOptions = {}): Promise<Ca> {
 export async function generateCaPair(opts: CaOptions = {}): Promise<{ca: Ca; keyPem: string}> {
   const keyType = checkKeyType(opts.keyType ?? DEFAULT_KEY_TYPE)
   const days = checkValidity(opts.validityDays ?? DEFAULT_VALIDITY_DAYS.ca)
-  const keys = await generateKeys(keyType)
+  const keys = await generateKeyObjects(keyType)
   const now = Date.now()
-  const cert = await x509.X509CertificateGenerator.createSelfSigned({
-    serialNumber: randomSerial(),
-    name: [{CN: [opts.commonName ?? `belt CA ${randomBytes(4).toString('hex')}`]}, {O: ['belt']}],
+  const spki = keys.publicKey.export({type: 'spki', format: 'der'})
+  const name = nameDer(opts.commonName ?? `belt CA ${randomBytes(4).toString('hex')}`)
+  const certPem = encodeCertificate({
+    signatureAlgorithm: signatureAlgorithmOf(keyType),
+    issuer: name,
+    subject: name,
     notBefore: new Date(now - BACKDATE_MS),
     notAfter: new Date(now + days * DAY_MS),
-    signingAlgorithm: ALGORITHMS[keyType].sign,
-    keys,
+    spki,
     extensions: [
       // pathLen 0: this CA signs hosts and clients only, never another CA.
-      new x509.BasicConstraintsExtension(true, 0, true),
-      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign | x509.KeyUsageFlags.digitalSignature, true),
-      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
+      extension(OID.basicConstraints, true, der.sequence(der.TRUE, der.smallInteger(0))),
+      // digitalSignature (0), keyCertSign (5), cRLSign (6).
+      extension(OID.keyUsage, true, der.namedBits([0, 5, 6])),
+      extension(OID.subjectKeyIdentifier, false, der.octetString(keyIdOf(spki))),
     ],
+    signingKey: keys.privateKey,
   })
-  const certPem = cert.toString('pem') + '\n'
-  const keyPem = exportKeyPem(keys.privateKey)
-  return {ca: await makeCa(certPem, KeyObject.from(keys.privateKey), keyType, cert), keyPem}
+  const keyPem = keys.privateKey.export({type: 'pkcs8', format: 'pem'}) as string
+  return {ca: makeCa(certPem, keys.privateKey, keyType), keyPem}
 }
 
 /**
@@ -175,7 +178,7 @@ export async function caFromPem(certPem: string, keyPem: string, files: {cert: s
   const keyType = keyTypeOf(key)
   if (!keyType)
     throw environmentError(`the CA key ${files.key} is ${describeKey(key)}; belt signs with ECDSA P-256 or RSA (2048 bits or more)`, 'E_CA_KEY_UNSUPPORTED', fix)
-  return makeCa(certPem, key, keyType, new x509.X509Certificate(certPem), files.cert)
+  return makeCa(certPem, key, keyType, files.cert)
 }
 
 /**
@@ -265,7 +268,8 @@ export function certValidity(pem: string, source = 'the certificate'): Pick<Cert
 
 export function certInfo(pem: string, source = 'the certificate'): CertInfo {
   const node = parseNode(pem, source)
-  let cert: x509.X509Certificate
+  const x509 = peculiar()
+  let cert: X509.X509Certificate
   try {
     cert = new x509.X509Certificate(pem)
   } catch (e) {
@@ -360,7 +364,7 @@ export function checkServerCert(
   const problems: string[] = []
   if (!signedBySync(certPem, caPem)) problems.push('not signed by this CA')
   const eku = cert.keyUsage
-  if (eku && !eku.includes(x509.ExtendedKeyUsage.serverAuth)) problems.push('not a server certificate (no serverAuth)')
+  if (eku && !eku.includes(EKU.serverAuth)) problems.push('not a server certificate (no serverAuth)')
   const missing = missingSans(cert, want.addresses, want.names ?? [])
   if (missing.length) problems.push(`does not cover ${missing.join(', ')}`)
   const now = want.now ?? new Date()
@@ -400,10 +404,9 @@ async function issueLeaf(ca: Ca, p: LeafParams): Promise<KeyPair> {
       'E_CA_EXPIRED',
       'run `belt regenerate-certs --ca` to make a new CA and new certificates for every host',
     )
-  const keys = await generateLeafKeys(keyType)
+  const keys = await generateKeyObjects(keyType)
   const spki = keys.publicKey.export({type: 'spki', format: 'der'})
   const rsa = keyType.startsWith('rsa')
-  const extension = (oid: string, critical: boolean, value: Buffer) => der.sequence(der.objectIdentifier(oid), ...(critical ? [der.TRUE] : []), der.octetString(value))
   const extensions = [
     extension(OID.basicConstraints, true, der.sequence()),
     // digitalSignature (0), and keyEncipherment (2) for RSA, which RSA key exchange needs.
@@ -414,22 +417,69 @@ async function issueLeaf(ca: Ca, p: LeafParams): Promise<KeyPair> {
   ]
   const names = [...p.sans.dns.map((n) => der.implicit(2, Buffer.from(n, 'ascii'))), ...p.sans.ips.map((ip) => der.implicit(7, ipBytes(ip)))]
   if (names.length) extensions.push(extension(OID.subjectAltName, false, der.sequence(...names)))
+  const certPem = encodeCertificate({
+    signatureAlgorithm: signer.signatureAlgorithm,
+    // The CA's subject bytes as they are in its certificate: Go builds chains by comparing them.
+    issuer: signer.subjectDer,
+    subject: nameDer(p.commonName),
+    notBefore: new Date(now - BACKDATE_MS),
+    // A certificate that outlives its CA would only fail later and more obscurely.
+    notAfter: new Date(Math.min(now + days * DAY_MS, ca.notAfter.getTime())),
+    spki,
+    extensions,
+    signingKey: signer.keyObject,
+  })
+  return {certPem, keyPem: keys.privateKey.export({type: 'pkcs8', format: 'pem'}) as string}
+}
+
+/** An X.509 v3 certificate, DER-encoded, signed with SHA-256, as PEM. */
+function encodeCertificate(c: {
+  signatureAlgorithm: Buffer
+  issuer: Buffer
+  subject: Buffer
+  notBefore: Date
+  notAfter: Date
+  spki: Buffer
+  extensions: Buffer[]
+  signingKey: KeyObject
+}): string {
   const tbs = der.sequence(
     der.explicit(0, der.smallInteger(2)), // v3
     der.unsignedInteger(Buffer.from(randomSerial(), 'hex')),
-    signer.signatureAlgorithm,
-    // The CA's subject bytes as they are in its certificate: Go builds chains by comparing them.
-    signer.subjectDer,
-    der.sequence(der.time(new Date(now - BACKDATE_MS)), der.time(new Date(Math.min(now + days * DAY_MS, ca.notAfter.getTime())))),
-    der.sequence(der.set(der.sequence(der.objectIdentifier(OID.commonName), der.utf8String(p.commonName))), der.set(der.sequence(der.objectIdentifier(OID.organization), der.utf8String('belt')))),
-    spki,
-    der.explicit(3, der.sequence(...extensions)),
+    c.signatureAlgorithm,
+    c.issuer,
+    der.sequence(der.time(c.notBefore), der.time(c.notAfter)),
+    c.subject,
+    c.spki,
+    der.explicit(3, der.sequence(...c.extensions)),
   )
   // ECDSA signatures in DER (Node's default), RSA with PKCS#1 v1.5 padding (its default).
-  const signature = sign('sha256', tbs, signer.keyObject)
-  const certDer = der.sequence(tbs, signer.signatureAlgorithm, der.bitString(signature))
-  const certPem = `-----BEGIN CERTIFICATE-----\n${certDer.toString('base64').replace(/.{1,64}/g, '$&\n')}-----END CERTIFICATE-----\n`
-  return {certPem, keyPem: keys.privateKey.export({type: 'pkcs8', format: 'pem'}) as string}
+  const signature = sign('sha256', tbs, c.signingKey)
+  const certDer = der.sequence(tbs, c.signatureAlgorithm, der.bitString(signature))
+  return `-----BEGIN CERTIFICATE-----\n${certDer.toString('base64').replace(/.{1,64}/g, '$&\n')}-----END CERTIFICATE-----\n`
+}
+
+/** An Extension: its OID, `critical` only when true (DER leaves out a default), its value's DER. */
+const extension = (oid: string, critical: boolean, value: Buffer) => der.sequence(der.objectIdentifier(oid), ...(critical ? [der.TRUE] : []), der.octetString(value))
+
+/** The Name `CN=<cn>, O=belt`. */
+const nameDer = (cn: string) =>
+  der.sequence(der.set(der.sequence(der.objectIdentifier(OID.commonName), der.utf8String(cn))), der.set(der.sequence(der.objectIdentifier(OID.organization), der.utf8String('belt'))))
+
+const signatureAlgorithmOf = (keyType: KeyType) =>
+  keyType === 'ecdsa-p256' ? der.sequence(der.objectIdentifier(OID.ecdsaWithSha256)) : der.sequence(der.objectIdentifier(OID.sha256WithRsa), der.NULL)
+
+/** The value (inner DER) of a certificate's extension `oid`, or undefined. */
+function extensionValue(certDer: Buffer, oid: string): Buffer | undefined {
+  const tbs = der.children(der.readElement(certDer))[0]!
+  const wrapper = der.children(tbs).find((e) => e.tag === 0xa3)
+  if (!wrapper) return undefined
+  const want = der.objectIdentifier(oid)
+  for (const ext of der.children(der.children(wrapper)[0]!)) {
+    const parts = der.children(ext)
+    if (parts[0]?.raw.equals(want)) return parts.at(-1)!.content
+  }
+  return undefined
 }
 
 const OID = {
@@ -471,45 +521,35 @@ function ipBytes(ip: string): Buffer {
   return out
 }
 
-/** A leaf's key pair through Node's own crypto (P-256 in well under a millisecond). */
-async function generateLeafKeys(keyType: KeyType): Promise<{publicKey: KeyObject; privateKey: KeyObject}> {
+/** A key pair through Node's own crypto (P-256 in well under a millisecond). */
+async function generateKeyObjects(keyType: KeyType): Promise<{publicKey: KeyObject; privateKey: KeyObject}> {
   if (keyType === 'ecdsa-p256') return generateKeyPairSync('ec', {namedCurve: 'prime256v1'})
   return promisify(generateKeyPair)('rsa', {modulusLength: 2048, publicExponent: 0x10001})
 }
 
-async function makeCa(certPem: string, privateKey: KeyObject, keyType: KeyType, cert: x509.X509Certificate, certFile?: string): Promise<Ca> {
+function makeCa(certPem: string, privateKey: KeyObject, keyType: KeyType, certFile?: string): Ca {
   const node = new NodeX509(certPem)
-  const ski = cert.getExtension(x509.SubjectKeyIdentifierExtension)
   // TBSCertificate: [0] version, serial, signature, issuer, validity, subject, ...
-  const tbs = der.children(der.readElement(node.raw))[0]!
-  const fields = der.children(tbs)
+  const fields = der.children(der.children(der.readElement(node.raw))[0]!)
   const subject = fields[fields[0]!.tag === 0xa0 ? 5 : 4]
   if (!subject || subject.tag !== 0x30) throw new Error('the CA certificate has no subject Name where X.509 puts it')
+  const ski = extensionValue(node.raw, OID.subjectKeyIdentifier)
   const ca: Ca = Object.freeze({
     certPem,
     keyType,
     fingerprint: node.fingerprint256,
-    subject: cert.subject,
+    subject: node.subject.split('\n').join(', '),
     notAfter: node.validToDate,
     ...(certFile === undefined ? {} : {certFile}),
   })
   signers.set(ca, {
     keyObject: privateKey,
     subjectDer: Buffer.from(subject.raw),
-    signatureAlgorithm: keyType === 'ecdsa-p256' ? der.sequence(der.objectIdentifier(OID.ecdsaWithSha256)) : der.sequence(der.objectIdentifier(OID.sha256WithRsa), der.NULL),
+    signatureAlgorithm: signatureAlgorithmOf(keyType),
     // A CA made elsewhere may lack an SKI: derive the key id from its public key, as RFC 5280 suggests.
-    authorityKeyId: ski ? Buffer.from(ski.keyId, 'hex') : keyIdOf(node.publicKey.export({type: 'spki', format: 'der'})),
+    authorityKeyId: ski ? der.readElement(ski).content : keyIdOf(node.publicKey.export({type: 'spki', format: 'der'})),
   })
   return ca
-}
-
-async function generateKeys(keyType: KeyType): Promise<webcrypto.CryptoKeyPair> {
-  // Extractable: the key is exported once as PEM, to be written (CA, client) or uploaded (server).
-  return webcrypto.subtle.generateKey(ALGORITHMS[keyType].generate, true, ['sign', 'verify']) as Promise<webcrypto.CryptoKeyPair>
-}
-
-function exportKeyPem(key: CryptoKey): string {
-  return KeyObject.from(key).export({type: 'pkcs8', format: 'pem'}) as string
 }
 
 /** 16 random bytes, top bit clear (positive) and second bit set (no leading zero byte to strip). */
@@ -538,7 +578,7 @@ function samePublicKey(certKey: KeyObject, privateKey: KeyObject): boolean {
   return a.equals(b)
 }
 
-function sanValues(san: x509.SubjectAlternativeNameExtension | null, type: 'dns' | 'ip'): string[] {
+function sanValues(san: X509.SubjectAlternativeNameExtension | null, type: 'dns' | 'ip'): string[] {
   return san ? Array.from(san.names.items.filter((n) => n.type === type), (n) => n.value) : []
 }
 
