@@ -26,7 +26,7 @@ import {environmentError} from '../errors.js'
 import {ensurePrivateDir, fsyncDir, writeFileAtomic} from '../store/atomic.js'
 import type {Store} from '../store/store.js'
 import {certPaths, type CertPaths} from './paths.js'
-import {caFromPem, certInfo, generateCaPair, issueClientCert, keyMatchesCert, signedBySync, type Ca, type CaOptions, type ClientCertOptions, type KeyType} from './x509.js'
+import {caFromPem, certInfo, certValidity, generateCaPair, issueClientCert, keyMatchesCert, signedBySync, type Ca, type CaOptions, type ClientCertOptions, type KeyType} from './x509.js'
 
 export {certPaths, type CertPaths} from './paths.js'
 export {
@@ -202,7 +202,7 @@ async function readClient(paths: CertPaths, ca: Ca): Promise<ClientBundle | unde
   if (key === undefined) throw environmentError(`the client key ${paths.clientKey} is missing (its certificate ${paths.clientCert} is there)`, 'E_CLIENT_KEY_MISSING', fix)
   let info
   try {
-    info = certInfo(cert, `the client certificate ${paths.clientCert}`)
+    info = certValidity(cert, `the client certificate ${paths.clientCert}`)
   } catch (e) {
     throw environmentError(`the client certificate ${paths.clientCert} is unreadable`, 'E_CLIENT_CERT_CORRUPT', fix, e)
   }
@@ -248,7 +248,7 @@ async function assertCurrentCa(paths: CertPaths, ca: Ca): Promise<void> {
   let same = false
   if (onDisk !== undefined) {
     try {
-      same = certInfo(onDisk).fingerprint === ca.fingerprint
+      same = certValidity(onDisk).fingerprint === ca.fingerprint
     } catch {
       same = false
     }
