@@ -1,4 +1,4 @@
-import {closeSync, fchmodSync, fsync, openSync, promises as fs, renameSync, rmSync, writeFileSync} from 'node:fs'
+import {closeSync, fchmodSync, fsync, openSync, promises as fs, writeFileSync} from 'node:fs'
 import path from 'node:path'
 
 let tmpCounter = 0
@@ -14,10 +14,10 @@ export async function writeFileAtomic(file: string, content: string | Buffer, mo
   // pid, time and a counter make the name unique among writers, a crashed one's leftovers included
   // ('wx' refuses a clash anyway); not node:crypto, which costs tens of milliseconds of start-up to load.
   const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${Date.now().toString(36)}${(tmpCounter++).toString(36)}.tmp`)
-  // Opening, writing and renaming a small file touch only the page cache: done synchronously they
-  // cost a few microseconds each, where every await on fs/promises is a trip through the thread
-  // pool (a batch writes each host's record several times). The fsyncs, which wait for the disk,
-  // stay asynchronous.
+  // Opening and writing a small file touch only the page cache: done synchronously they cost a few
+  // microseconds each, where every await on fs/promises is a trip through the thread pool (a batch
+  // writes each host's record several times). The fsyncs and the rename, which wait for the disk
+  // or its journal, stay asynchronous.
   const fd = openSync(tmp, 'wx', mode)
   try {
     writeFileSync(fd, content)
@@ -27,9 +27,11 @@ export async function writeFileAtomic(file: string, content: string | Buffer, mo
     closeSync(fd)
   }
   try {
-    renameSync(tmp, file)
+    // Asynchronously: a rename over a file waits for the file system's journal, which the other
+    // hosts' fsyncs keep busy.
+    await fs.rename(tmp, file)
   } catch (e) {
-    rmSync(tmp, {force: true})
+    await fs.rm(tmp, {force: true})
     throw e
   }
   await fsyncDir(dir)
