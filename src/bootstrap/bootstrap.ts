@@ -1,4 +1,3 @@
-import {createHash} from 'node:crypto'
 import type {Machine} from '../../drivers/driver.js'
 import {ExitCode, UserError} from '../errors.js'
 import type {Remote} from '../ssh/remote.js'
@@ -84,8 +83,6 @@ export interface BootstrapResult {
   changed: string[]
 }
 
-const sha256 = (s: string) => createHash('sha256').update(s).digest('hex')
-
 /**
  * Turns a reachable Linux host into a Docker engine with mutual TLS on :2376. Every step is
  * idempotent: files are compared by hash and only changed ones are written; the engine restarts only
@@ -129,7 +126,8 @@ export async function bootstrapHost(input: BootstrapInput): Promise<BootstrapRes
     {path: ENGINE_PATHS.dropIn, content: dropIn(probe.dockerd, input.templates.dropIn, input.engine.env), mode: 0o644},
   ]
   if (server) files.push({path: ENGINE_PATHS.cert, content: server.certPem, mode: 0o644}, {path: ENGINE_PATHS.key, content: server.keyPem, mode: 0o600})
-  const changing = files.filter((f) => probe.sums.get(f.path) !== sha256(f.content))
+  // Each file's size and SHA-256, once: compared with the probe's sums, and checked again on the host.
+  const changing = files.map((f) => ({...f, sent: stdinFile(f)})).filter((f) => probe.sums.get(f.path) !== f.sent.sha256)
   // The opt-in kernel profile: a sysctl.d file (applied again at every boot) and the settings now; no engine restart.
   const profile = input.engine.kernelProfile
   if (profile && Object.hasOwn(KERNEL_PROFILES, profile)) {
@@ -150,7 +148,7 @@ export async function bootstrapHost(input: BootstrapInput): Promise<BootstrapRes
   // One command for the rest (each step a channel's worth of round trips less): the host name, the
   // files that changed (their bytes on stdin, so no content is ever on a command line), the engine
   // ID reset, and the restart.
-  await execOk(remote, privileged(configureCommand({name: input.name, files: changing.map(stdinFile), resetEngineId: resetId, restart}), user), {
+  await execOk(remote, privileged(configureCommand({name: input.name, files: changing.map((f) => f.sent), resetEngineId: resetId, restart}), user), {
     stdin: changing.map((f) => f.content).join(''),
     timeoutMs: 120_000,
     what: restart ? 'the engine configuration and restart' : 'the engine configuration',

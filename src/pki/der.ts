@@ -30,10 +30,6 @@ export const explicit = (n: number, content: Uint8Array) => tlv(0xa0 | n, conten
 export const implicit = (n: number, content: Uint8Array) => tlv(0x80 | n, content)
 export const octetString = (b: Uint8Array) => tlv(0x04, b)
 export const utf8String = (s: string) => tlv(0x0c, Buffer.from(s, 'utf8'))
-export const ia5String = (s: string) => {
-  if (!/^[\x00-\x7f]*$/.test(s)) throw new Error(`not an IA5String: ${JSON.stringify(s)}`)
-  return tlv(0x16, Buffer.from(s, 'ascii'))
-}
 export const NULL = Buffer.from([0x05, 0x00])
 export const TRUE = Buffer.from([0x01, 0x01, 0xff])
 

@@ -38,7 +38,6 @@ function peculiar(): typeof X509 {
   return peculiarModule
 }
 
-
 /** Key algorithms Belt generates. The CA's type is also the default for the certificates it issues. */
 export type KeyType = 'ecdsa-p256' | 'rsa-2048'
 export const KEY_TYPES: readonly KeyType[] = ['ecdsa-p256', 'rsa-2048']
@@ -445,7 +444,7 @@ function encodeCertificate(c: {
 }): string {
   const tbs = der.sequence(
     der.explicit(0, der.smallInteger(2)), // v3
-    der.unsignedInteger(Buffer.from(randomSerial(), 'hex')),
+    der.unsignedInteger(randomSerial()),
     c.signatureAlgorithm,
     c.issuer,
     der.sequence(der.time(c.notBefore), der.time(c.notAfter)),
@@ -502,17 +501,14 @@ function keyIdOf(spki: Buffer): Buffer {
   return createHash('sha1').update(bits.content.subarray(1)).digest()
 }
 
-/** An IP SAN's octets: 4 for IPv4, 16 for IPv6 (`ip` as {@link canonicalIp} gives it). */
+/**
+ * An IP SAN's octets: 4 for IPv4, 16 for IPv6, from `ip` as {@link canonicalIp} gives it (the URL
+ * serialiser's compressed hex form: no zone, no dotted IPv4 tail).
+ */
 function ipBytes(ip: string): Buffer {
   if (net.isIPv4(ip)) return Buffer.from(ip.split('.').map(Number))
-  if (!net.isIPv6(ip)) throw new Error(`not an IP address: ${ip}`)
-  let text = ip
-  const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(text)
-  if (v4) {
-    const [a, b, c, d] = v4[1]!.split('.').map(Number)
-    text = text.slice(0, -v4[1]!.length) + `${((a! << 8) | b!).toString(16)}:${((c! << 8) | d!).toString(16)}`
-  }
-  const [head, tail] = text.includes('::') ? text.split('::') : [text, undefined]
+  if (!net.isIPv6(ip) || ip.includes('.')) throw new Error(`not a canonical IP address: ${ip}`)
+  const [head, tail] = ip.includes('::') ? ip.split('::') : [ip, undefined]
   const h = head ? head.split(':') : []
   const t = tail === undefined ? [] : tail ? tail.split(':') : []
   const groups = tail === undefined ? h : [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t]
@@ -553,10 +549,10 @@ function makeCa(certPem: string, privateKey: KeyObject, keyType: KeyType, certFi
 }
 
 /** 16 random bytes, top bit clear (positive) and second bit set (no leading zero byte to strip). */
-function randomSerial(): string {
+function randomSerial(): Buffer {
   const b = randomBytes(16)
   b[0] = (b[0]! & 0x7f) | 0x40
-  return b.toString('hex')
+  return b
 }
 
 function keyTypeOf(key: KeyObject): KeyType | undefined {

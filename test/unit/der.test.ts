@@ -45,7 +45,7 @@ describe.each<KeyType>(['ecdsa-p256', 'rsa-2048'])('leaf certificates built in D
 
   it('pass `openssl verify` and carry the CA subject bytes, its key id and IPv6 SANs', async () => {
     const ca = await generateCa({keyType})
-    const server = await issueServerCert(ca, {hostName: 'h1', machineName: 'node1', addresses: ['10.1.2.3', 'fe80::1', '2001:db8::10:1', 'node1.example.com']})
+    const server = await issueServerCert(ca, {hostName: 'h1', machineName: 'node1', addresses: ['10.1.2.3', 'fe80::1', '2001:db8::10:1', '::ffff:10.0.0.7', 'node1.example.com']})
     const client = await issueClientCert(ca)
     writeFileSync(path.join(dir, 'ca.pem'), ca.certPem)
     writeFileSync(path.join(dir, 'server.pem'), server.certPem)
@@ -55,6 +55,9 @@ describe.each<KeyType>(['ecdsa-p256', 'rsa-2048'])('leaf certificates built in D
     expect(out).toMatch(/client\.pem: OK/)
     const c = new X509Certificate(server.certPem)
     for (const ip of ['10.1.2.3', 'fe80::1', '2001:db8::10:1', '127.0.0.1']) expect(c.checkIP(ip)).toBe(ip)
+    // A dotted IPv4 tail arrives in the URL serialiser's hex form and still covers the address.
+    expect(c.checkIP('::ffff:10.0.0.7')).toBeDefined()
+    expect(c.checkIP('::ffff:10.0.0.8')).toBeUndefined()
     expect(c.checkHost('node1.example.com', {subject: 'never'})).toBe('node1.example.com')
     // Issuer bytes equal the CA's subject bytes; the authority key id is the CA's subject key id.
     const leaf = new x509.X509Certificate(server.certPem)

@@ -1,6 +1,5 @@
 import {chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile} from 'node:fs/promises'
-import {promises as fsPromises} from 'node:fs'
-import {existsSync} from 'node:fs'
+import {existsSync, promises as fsPromises} from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import {afterEach, beforeEach, describe, expect, it, vi} from 'vitest'
