@@ -1,6 +1,9 @@
-import ssh2 from 'ssh2'
+import {createRequire} from 'node:module'
 import type {Client as SshClient, ClientChannel, ConnectConfig} from 'ssh2'
 import type {GenericHost} from './inventory.js'
+
+/** ssh2's client class alone, as src/ssh does: the package's index loads its server and agents too. */
+const Client = createRequire(import.meta.url)('ssh2/lib/client.js') as typeof SshClient
 
 /** One SSH hop: the bastion (when there is one), then the host through a forwarded channel. */
 export interface Hop {
@@ -41,7 +44,7 @@ export class AuthRefused extends Error {}
 
 function hopConnect(hop: Hop, privateKey: string, sock: ClientChannel | undefined, timeoutMs: number): Promise<{client: SshClient; key: string}> {
   return new Promise((resolve, reject) => {
-    const client = new ssh2.Client()
+    const client = new Client()
     let key = ''
     let done = false
     const fail = (e: unknown) => {

@@ -1,5 +1,6 @@
 import {createHash} from 'node:crypto'
-import ssh2 from 'ssh2'
+import {createRequire} from 'node:module'
+import type {utils as SshUtils} from 'ssh2'
 
 /** An SSH key pair in OpenSSH formats. The private key is a secret: 0600 on disk, never logged. */
 export interface SshKeyPair {
@@ -12,7 +13,9 @@ export interface SshKeyPair {
 
 /** A new ed25519 key pair (fast, small, accepted by every current sshd and cloud API). */
 export function generateSshKeyPair(comment: string): SshKeyPair {
-  const kp = ssh2.utils.generateKeyPairSync('ed25519', {comment})
+  // ssh2's key generator only (its index loads the whole package), on the rare call that needs it.
+  const {generateKeyPairSync} = createRequire(import.meta.url)('ssh2/lib/keygen.js') as Pick<typeof SshUtils, 'generateKeyPairSync'>
+  const kp = generateKeyPairSync('ed25519', {comment})
   const publicKey = kp.public.trim()
   return {privateKey: kp.private, publicKey, fingerprint: fingerprintOf(publicKey)}
 }

@@ -1,11 +1,15 @@
+import {createRequire} from 'node:module'
 import {constants as osConstants} from 'node:os'
-import ssh2 from 'ssh2'
-import type {ClientChannel, ConnectConfig, SFTPWrapper} from 'ssh2'
+import type {Client as SshClient, ClientChannel, ConnectConfig, SFTPWrapper} from 'ssh2'
 import {ExitCode, UserError} from '../errors.js'
 import {blobToLine, fingerprintOf} from './keys.js'
 import type {ExecOptions, ExecResult, Remote} from './remote.js'
 
-const {Client} = ssh2
+/**
+ * ssh2's client class alone: the package's index also loads its server, agents and HTTP agents,
+ * about 25 ms of CPU on every command that connects to a host.
+ */
+const Client = createRequire(import.meta.url)('ssh2/lib/client.js') as typeof SshClient
 
 /** Counters for benchmarks: how many SSH handshakes this process completed. */
 export const sshStats = {handshakes: 0, connectAttempts: 0}
