@@ -1,5 +1,5 @@
 /**
- * A thin typed client for DigitalOcean API v2 over Node's fetch. Everything about talking to the API
+ * A thin typed client for DigitalOcean API v2 over node:https (./transport.ts says why not fetch). Everything about talking to the API
  * lives here, once: the bearer token, a timeout on every request, pacing and 429 handling (through
  * {@link RateGate}), retries of transient failures where a retry cannot do anything twice,
  * pagination, and counters for the rehearsal.
@@ -19,6 +19,7 @@
 import {createHash} from 'node:crypto'
 import {MAX_PER_PAGE, type DoError, type DoPage} from './types.js'
 import {RateGate, realSleep, type Sleep} from './rate-gate.js'
+import {nodeFetch, type HttpAnswer, type HttpFetch} from './transport.js'
 
 export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'DELETE'
 
@@ -91,7 +92,7 @@ export interface DoClientOptions {
   maxRateLimitRetries?: number
   /** Attempts after a transient failure of a retry-safe request (default 4). */
   maxTransientRetries?: number
-  fetch?: typeof fetch
+  fetch?: HttpFetch
   now?: () => number
   sleep?: Sleep
   /** Uniform [0,1): jitter source (tests pass a constant). */
@@ -117,14 +118,14 @@ export class DoClient {
   readonly stats: DoClientStats = {requests: {}, statuses: {}, rateLimited: 0, transientRetries: 0, rateLimitWaitMs: 0, backoffWaitMs: 0}
   readonly gate: RateGate
   private readonly base: URL
-  private readonly fetchFn: typeof fetch
+  private readonly fetchFn: HttpFetch
   private readonly now: () => number
   private readonly sleep: Sleep
   private readonly random: () => number
 
   constructor(private readonly opts: DoClientOptions) {
     this.base = new URL(opts.apiUrl.endsWith('/') ? opts.apiUrl : opts.apiUrl + '/')
-    this.fetchFn = opts.fetch ?? globalThis.fetch
+    this.fetchFn = opts.fetch ?? nodeFetch
     this.now = opts.now ?? Date.now
     this.sleep = opts.sleep ?? realSleep
     this.random = opts.random ?? Math.random
@@ -152,7 +153,7 @@ export class DoClient {
       // The gate lets one request through at a time, so its total is wall time held back, counted once.
       this.stats.rateLimitWaitMs = this.gate.stats.waitedMs
       this.stats.requests[kind] = (this.stats.requests[kind] ?? 0) + 1
-      let res: Response
+      let res: HttpAnswer
       try {
         res = await this.send(req)
         answered()
@@ -246,7 +247,7 @@ export class DoClient {
     return items
   }
 
-  private async send(req: DoRequest): Promise<Response> {
+  private async send(req: DoRequest): Promise<HttpAnswer> {
     const url = new URL(req.path.replace(/^\//, ''), this.base)
     for (const [k, v] of Object.entries(req.query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v))
     const timeout = AbortSignal.timeout(this.opts.timeoutMs ?? 30_000)
@@ -287,7 +288,7 @@ export class DoClient {
     await this.sleep(ms, signal)
   }
 
-  private async apiError(req: DoRequest, res: Response, ambiguous: boolean): Promise<DoApiError> {
+  private async apiError(req: DoRequest, res: HttpAnswer, ambiguous: boolean): Promise<DoApiError> {
     let body: Partial<DoError> = {}
     try {
       body = (await res.json()) as DoError
