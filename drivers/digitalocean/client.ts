@@ -18,7 +18,7 @@
  */
 import {createHash} from 'node:crypto'
 import {MAX_PER_PAGE, type DoError, type DoPage} from './types.js'
-import {RateGate, realSleep, type Sleep} from './rate-gate.js'
+import {RateGate, realSleep, type Sleep, type WaitReason} from './rate-gate.js'
 import {nodeFetch, type HttpAnswer, type HttpFetch} from './transport.js'
 
 export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'DELETE'
@@ -129,7 +129,31 @@ export class DoClient {
     this.now = opts.now ?? Date.now
     this.sleep = opts.sleep ?? realSleep
     this.random = opts.random ?? Math.random
-    this.gate = new RateGate({perMinute: opts.perMinute ?? 250, now: this.now, sleep: this.sleep})
+    this.gate = new RateGate({perMinute: opts.perMinute ?? 250, now: this.now, sleep: this.sleep, onWait: (ms, why) => this.announceWait(ms, why)})
+  }
+
+  /**
+   * Where long waits are told (the latest command's progress lines; the client is shared by every
+   * host of a token). A wait of minutes for the hourly budget is never silent.
+   */
+  announce?: (message: string) => void
+  private lastAnnounced = new Map<WaitReason, number>()
+
+  /**
+   * Says why requests stop for a while: the hourly budget or a 429's pause from 5 s on, the
+   * per-minute window from 15 s on; each reason at most once a minute (a batch waits often).
+   */
+  private announceWait(ms: number, why: WaitReason): void {
+    if (!this.announce || ms < (why === 'hourly' || why === 'paused' ? 5000 : 15_000)) return
+    const t = this.now()
+    if (t - (this.lastAnnounced.get(why) ?? -Infinity) < 60_000) return
+    this.lastAnnounced.set(why, t)
+    const wait = ms < 90_000 ? `${Math.ceil(ms / 1000)} s` : `${Math.ceil(ms / 60_000)} min`
+    const until = `${new Date(t + ms).toISOString().slice(11, 19)} UTC`
+    const resume = 'Ctrl-C stops safely and the same command resumes'
+    if (why === 'hourly') this.announce(`DigitalOcean API: this token's hourly request budget is spent; requests wait ${wait}, until ${until} (${resume})`)
+    else if (why === 'paused') this.announce(`DigitalOcean API: rate limited (429); every request of this token waits ${wait}, until ${until}`)
+    else this.announce(`DigitalOcean API: ${this.perMinute} requests sent in the last minute; the next waits ${wait}`)
   }
 
   /** Requests per minute this client sends at most (the gate's pace). */

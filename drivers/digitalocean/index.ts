@@ -80,14 +80,17 @@ export class DigitalOceanDriver implements Driver {
     }
   }
 
-  private client(s: DoSettings): DoClient {
-    return this.deps.client ? this.deps.client({apiUrl: s.apiUrl, token: s.token}) : sharedClient({apiUrl: s.apiUrl, token: s.token})
+  /** The token's client; its long rate-limit waits are told on `ctx`'s progress lines. */
+  private client(s: DoSettings, ctx: DriverContext): DoClient {
+    const c = this.deps.client ? this.deps.client({apiUrl: s.apiUrl, token: s.token}) : sharedClient({apiUrl: s.apiUrl, token: s.token})
+    c.announce = (m) => ctx.log(m)
+    return c
   }
 
   async preflight(options: DriverOptions, ctx: DriverContext): Promise<void> {
     const s = parseSettings(options)
     if (s.userDataPath) await readUserData(s.userDataPath)
-    const client = this.client(s)
+    const client = this.client(s, ctx)
     const {account} = await client.get<{account: DoAccount}>('/v2/account', undefined, ctx.signal).catch((e) => {
       throw apiUserError(e, client)
     })
@@ -148,7 +151,7 @@ export class DigitalOceanDriver implements Driver {
     if (names.size !== specs.length) throw new Error('createMany: host names must be distinct')
     const s = parseSettings(first.options)
     const userData = s.userDataPath ? await readUserData(s.userDataPath) : undefined
-    const client = this.client(s)
+    const client = this.client(s, ctx)
     const shared = await this.shared(client, first.cluster, s, ctx)
     // A batch's context is not scoped to one host: name the host in its lines and errors.
     const label = (name: string, msg: string) => (prefixLogs ? `${name}: ${msg}` : msg)
@@ -319,7 +322,7 @@ export class DigitalOceanDriver implements Driver {
    * journaled (the answer to the create request was lost), the cluster's droplets named for it.
    */
   async removeLeftovers(host: {name: string; cluster: string}, leftovers: readonly ResourceId[], options: DriverOptions, ctx: DriverContext): Promise<void> {
-    const client = this.client(parseSettings(options))
+    const client = this.client(parseSettings(options), ctx)
     let ids = leftovers.filter((r) => r.kind === 'droplet').map((r) => Number(r.id))
     if (ids.length === 0) {
       const listed = await client.listAll<DoDroplet>('/v2/droplets', 'droplets', {tag_name: clusterTag(host.cluster)}, ctx.signal)
@@ -356,7 +359,7 @@ export class DigitalOceanDriver implements Driver {
 
   async state(machine: Machine, options: DriverOptions, ctx: DriverContext): Promise<MachineState> {
     const s = parseSettings(options)
-    const client = this.client(s)
+    const client = this.client(s, ctx)
     try {
       const {droplet} = await client.get<{droplet: DoDroplet}>(`/v2/droplets/${dropletId(machine)}`, undefined, ctx.signal)
       return STATE[droplet.status] ?? 'error'
@@ -368,7 +371,7 @@ export class DigitalOceanDriver implements Driver {
 
   async remove(machine: Machine, options: DriverOptions, ctx: DriverContext): Promise<void> {
     const s = parseSettings(options)
-    await this.deleteDroplet(this.client(s), dropletId(machine), undefined, ctx)
+    await this.deleteDroplet(this.client(s, ctx), dropletId(machine), undefined, ctx)
   }
 
   /**
@@ -376,7 +379,7 @@ export class DigitalOceanDriver implements Driver {
    * request), never one GET per droplet. A droplet its cluster's list does not show is 'missing'.
    */
   async states(machines: readonly Machine[], options: DriverOptions, ctx: DriverContext): Promise<Array<MachineState | Error>> {
-    const client = this.client(parseSettings(options))
+    const client = this.client(parseSettings(options), ctx)
     const lists = new Map<string, Promise<Map<number, DoDroplet> | Error>>()
     const listOf = (m: Machine) => {
       const tag = tagOf(m)
@@ -410,7 +413,7 @@ export class DigitalOceanDriver implements Driver {
    * there (bounded): only then is a droplet reported gone.
    */
   async removeMany(machines: readonly Machine[], options: DriverOptions, ctx: DriverContext): Promise<Array<Error | undefined>> {
-    const client = this.client(parseSettings(options))
+    const client = this.client(parseSettings(options), ctx)
     const results: Array<Error | undefined> = machines.map(() => undefined)
     const byTag = new Map<string, number[]>()
     machines.forEach((m, i) => byTag.set(tagOf(m), [...(byTag.get(tagOf(m)) ?? []), i]))
@@ -482,23 +485,23 @@ export class DigitalOceanDriver implements Driver {
   async stop(machine: Machine, options: DriverOptions, ctx: DriverContext): Promise<void> {
     const s = parseSettings(options)
     try {
-      await this.act(this.client(s), dropletId(machine), 'shutdown', ctx)
+      await this.act(this.client(s, ctx), dropletId(machine), 'shutdown', ctx)
     } catch (e) {
       // A guest that ignores the ACPI shutdown leaves the action errored: cut the power instead.
       if (e instanceof DoApiError) throw e
       ctx.log(`graceful shutdown failed (${(e as Error).message}); powering off`)
-      await this.act(this.client(s), dropletId(machine), 'power_off', ctx)
+      await this.act(this.client(s, ctx), dropletId(machine), 'power_off', ctx)
     }
   }
 
   async kill(machine: Machine, options: DriverOptions, ctx: DriverContext): Promise<void> {
     const s = parseSettings(options)
-    await this.act(this.client(s), dropletId(machine), 'power_off', ctx)
+    await this.act(this.client(s, ctx), dropletId(machine), 'power_off', ctx)
   }
 
   private async powerAndWait(machine: Machine, options: DriverOptions, ctx: DriverContext, type: 'power_on' | 'reboot'): Promise<Machine> {
     const s = parseSettings(options)
-    const client = this.client(s)
+    const client = this.client(s, ctx)
     const id = dropletId(machine)
     await this.act(client, id, type, ctx)
     const {droplet} = await client.get<{droplet: DoDroplet}>(`/v2/droplets/${id}`, undefined, ctx.signal)
@@ -537,7 +540,7 @@ export class DigitalOceanDriver implements Driver {
 
   /** The inbound rules of the cluster's firewall `belt-<cluster>` (none when it has no firewall yet). */
   async listPorts(cluster: string, options: DriverOptions, ctx: DriverContext): Promise<PortRule[]> {
-    const client = this.client(parseSettings(options))
+    const client = this.client(parseSettings(options), ctx)
     try {
       return portRules(await findFirewall(client, cluster, ctx.signal), cluster)
     } catch (e) {
@@ -552,7 +555,7 @@ export class DigitalOceanDriver implements Driver {
    */
   async setPorts(cluster: string, change: PortChange, options: DriverOptions, ctx: DriverContext): Promise<PortRule[]> {
     const s = parseSettings(options)
-    const client = this.client(s)
+    const client = this.client(s, ctx)
     try {
       return await ctx.withLock(`cluster-${cluster}`, async () => setFirewallPorts(client, await ensureFirewall(client, cluster, s.adminCidrs, ctx), cluster, change, ctx))
     } catch (e) {
@@ -562,7 +565,7 @@ export class DigitalOceanDriver implements Driver {
 
   async removeCluster(cluster: string, options: DriverOptions, ctx: DriverContext): Promise<void> {
     const s = parseSettings(options)
-    const client = this.client(s)
+    const client = this.client(s, ctx)
     await ctx.withLock(`cluster-${cluster}`, async () => {
       setupMemo.get(client)?.clear()
       await removeClusterResources(client, cluster, ctx)

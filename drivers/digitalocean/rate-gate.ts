@@ -31,7 +31,12 @@ export interface RateGateOptions {
   maxWaitMs?: number
   now?: () => number
   sleep?: Sleep
+  /** Told of every wait before it starts: how long, and why. */
+  onWait?: (ms: number, reason: WaitReason) => void
 }
+
+/** Why a request waits: a 429's pause, the per-minute window, answers still in flight, the hourly budget. */
+export type WaitReason = 'paused' | 'burst' | 'inflight' | 'hourly'
 
 export interface RateGateStats {
   /** Milliseconds requests were held back (pacing, low budget, 429 pauses); counted once, not per request. */
@@ -78,13 +83,13 @@ export class RateGate {
   }
 
   /** How long the next request would wait now, and why (for tests and logs). */
-  nextWait(): {ms: number; reason: 'none' | 'paused' | 'burst' | 'inflight' | 'hourly'} {
+  nextWait(): {ms: number; reason: 'none' | WaitReason} {
     const t = this.now()
     let expired = 0
     while (expired < this.done.length && this.done[expired]! <= t - 60_000) expired++
     if (expired > 0) this.done.splice(0, expired)
     let ms = 0
-    let reason: 'none' | 'paused' | 'burst' | 'inflight' | 'hourly' = 'none'
+    let reason: 'none' | WaitReason = 'none'
     const wait = (w: number, why: typeof reason) => {
       if (w > ms) {
         ms = w
@@ -109,6 +114,7 @@ export class RateGate {
       if (ms <= 0) break
       if (ms > this.maxWaitMs) throw new Error(`DigitalOcean rate limit: the next request could only go in ${Math.round(ms / 1000)} s (${reason})`)
       this.stats.waits++
+      this.opts.onWait?.(ms, reason as WaitReason)
       await this.sleep(ms, signal)
       this.stats.waitedMs += ms
       if (reason === 'hourly') {

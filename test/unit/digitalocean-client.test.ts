@@ -172,6 +172,48 @@ describe('DoClient', () => {
     expect(c.stats.requests['POST /v2/droplets']).toBe(2)
   })
 
+  it('tells a long wait for the hourly budget once, with how long and until when', async () => {
+    const reset = T0 / 1000 + 1800
+    const {c, clock} = client([
+      {method: 'GET', url: '/v2/account', body: {account: {}}, headers: hdr(11, reset)},
+      {method: 'GET', url: '/v2/account', body: {account: {}}, headers: hdr(10, reset)},
+      {method: 'GET', url: '/v2/account', body: {account: {}}, headers: hdr(4999, reset + 3600)},
+    ])
+    const told: string[] = []
+    c.announce = (m) => told.push(m)
+    for (let i = 0; i < 3; i++) await c.get('/v2/account')
+    expect(clock.sleeps).toEqual([1_800_250])
+    // T0 is 22:13:20 UTC; the wait ends 1,800.25 s later.
+    expect(told).toEqual([
+      "DigitalOcean API: this token's hourly request budget is spent; requests wait 31 min, until 22:43:20 UTC (Ctrl-C stops safely and the same command resumes)",
+    ])
+  })
+
+  it("tells a 429's pause from 5 s on, and the per-minute window from 15 s on, each at most once a minute", async () => {
+    const {c, clock} = client(
+      [
+        {method: 'GET', url: '/v2/account', status: 429, body: tooMany, headers: hdr(0, T0 / 1000 + 3000, {'retry-after': '2'})},
+        {method: 'GET', url: '/v2/account', status: 429, body: tooMany, headers: hdr(0, T0 / 1000 + 3000, {'retry-after': '30'})},
+        {method: 'GET', url: '/v2/account', body: {}},
+        {method: 'GET', url: '/v2/account', body: {}},
+        {method: 'GET', url: '/v2/account', body: {}},
+        {method: 'GET', url: '/v2/account', body: {}},
+      ],
+      {perMinute: 4},
+    )
+    const told: string[] = []
+    c.announce = (m) => told.push(m)
+    await c.get('/v2/account') // 429 (2.5 s, not told), 429 (30.5 s, told), 200
+    await c.get('/v2/account') // the 4th request within the minute: no wait
+    await c.get('/v2/account') // the 5th: waits for the window (told)
+    await c.get('/v2/account') // waits again within the same minute (not told)
+    expect(clock.sleeps).toEqual([2500, 30_500, 27_250, 2500])
+    expect(told).toEqual([
+      'DigitalOcean API: rate limited (429); every request of this token waits 31 s, until 22:13:53 UTC',
+      'DigitalOcean API: 4 requests sent in the last minute; the next waits 28 s',
+    ])
+  })
+
   it('on 429 without Retry-After waits until ratelimit-reset', async () => {
     const {c, clock} = client([
       {method: 'GET', url: '/v2/account', status: 429, body: tooMany, headers: hdr(0, T0 / 1000 + 40)},

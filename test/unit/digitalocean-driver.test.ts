@@ -299,6 +299,20 @@ describe('digitalocean driver decisions', () => {
     expect(api.calls.filter((c) => c.endsWith('/actions/7'))).toHaveLength(3)
   })
 
+  it("tells a long rate-limit wait on the calling command's progress lines", async () => {
+    const {api} = setup()
+    // The client's clock is fake: its sleeps move it on, so the 10-minute wait takes no time.
+    let now = Date.UTC(2026, 0, 1, 12, 0, 0)
+    const client = new DoClient({apiUrl: 'https://api.example.test', token: TOKEN, fetch: api.fetch, now: () => now, sleep: async (ms) => void (now += ms), random: () => 0.5})
+    const driver = createDigitalOceanDriver({client: () => client, sleep: async () => undefined, pollIntervalMs: 1, probe: async () => true})
+    const lines: string[] = []
+    const ctx = memoryContext((m) => lines.push(m))
+    api.on('GET /v2/droplets/22', () => ({body: {droplet: droplet(22, 'p')}}))
+    client.gate.pauseUntil(now + 600_000) // as after a 429 whose Retry-After is 10 min
+    expect(await driver.state({id: '22', address: 'x', ssh: {user: 'root', port: 22}, data: {dropletId: 22, cluster: 'c1'}}, OPTIONS, ctx)).toBe('running')
+    expect(lines).toEqual([expect.stringMatching(/^DigitalOcean API: rate limited \(429\); every request of this token waits 10 min, until 12:10:00 UTC$/)])
+  })
+
   it('preflight turns 401 into a UserError naming the token flag, without the token', async () => {
     const {api, driver, ctx} = setup()
     api.on('GET /v2/account', () => ({status: 401, body: {id: 'Unauthorized', message: 'Unable to authenticate you'}}))
