@@ -89,10 +89,14 @@ export interface StdinFile {
  * checked against its SHA-256, given its mode and renamed over the path (atomic, never a partly
  * written key). What arrives damaged is removed and the command fails naming the path. Nothing of
  * the content is on the command line (a private key must not show in `ps`). Run privileged: the
- * files are then root's, as `install -o root` made them.
+ * files are then root's, as `install -o root` made them. First, temporary files an SSH session cut
+ * off mid-write left in those directories over an hour ago are removed (a write takes well under a
+ * second, so none of them belongs to a writer still at work).
  */
 export function writeFilesCommand(files: readonly StdinFile[]): string {
   if (files.length === 0) throw new Error('no files to write')
+  const dirs = [...new Set(files.map((f) => shQuote(f.path.replace(/\/[^/]*$/, '') || '/')))]
+  const sweep = `{ find ${dirs.join(' ')} -maxdepth 1 -type f -name '.belt.????????' -mmin +60 -exec rm -f {} + 2>/dev/null || true; }`
   const steps = files.map((f) => {
     if (!Number.isSafeInteger(f.size) || f.size < 0) throw new Error(`bad size ${f.size} for ${f.path}`)
     if (!/^[0-9a-f]{64}$/.test(f.sha256)) throw new Error(`bad SHA-256 for ${f.path}`)
@@ -106,7 +110,7 @@ export function writeFilesCommand(files: readonly StdinFile[]): string {
       `chmod ${f.mode.toString(8).padStart(4, '0')} "$t" && mv -f "$t" ${p}`
     )
   })
-  return `umask 077 && ${steps.join(' && ')}`
+  return `umask 077 && ${sweep} && ${steps.join(' && ')}`
 }
 
 /** A file's {@link StdinFile} entry: its byte length and SHA-256. */

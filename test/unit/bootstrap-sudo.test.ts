@@ -68,7 +68,14 @@ describe('command builders for a sudo user', () => {
         {path: path.join(dir, 'empty'), content: '', mode: 0o644},
       ]
       const cmd = writeFilesCommand(files.map(stdinFile))
+      // What a cut-off session left: an old temporary file goes; a recent one (a writer at work)
+      // and a file of another name stay.
+      for (const n of ['.belt.Old12345', '.belt.New12345', '.belt.notours']) writeFileSync(path.join(dir, n), 'partial')
+      sh(`touch -d '2 hours ago' ${JSON.stringify(path.join(dir, '.belt.Old12345'))} ${JSON.stringify(path.join(dir, '.belt.notours'))}`)
       execFileSync('/bin/sh', ['-c', `umask 022; ${cmd}`], {input: files.map((f) => f.content).join('')})
+      expect(sh(`ls -A ${JSON.stringify(dir)}`).split('\n').filter((n) => n.startsWith('.belt.')).sort()).toEqual(['.belt.New12345', '.belt.notours'])
+      rmSync(path.join(dir, '.belt.New12345'))
+      rmSync(path.join(dir, '.belt.notours'))
       for (const f of files) {
         expect(statSync(f.path).mode & 0o7777).toBe(f.mode)
         expect(statSync(f.path).uid).toBe(0)
