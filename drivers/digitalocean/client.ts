@@ -1,8 +1,8 @@
 /**
- * A thin typed client for DigitalOcean API v2 over node:https (./transport.ts says why not fetch). Everything about talking to the API
- * lives here, once: the bearer token, a timeout on every request, pacing and 429 handling (through
- * {@link RateGate}), retries of transient failures where a retry cannot do anything twice,
- * pagination, and counters for the rehearsal.
+ * A thin typed client for DigitalOcean API v2 over node:https (./transport.ts says why not fetch).
+ * Everything about talking to the API lives here, once: the bearer token, a timeout on every
+ * request, pacing and 429 handling (through {@link RateGate}), retries of transient failures where
+ * a retry cannot do anything twice, pagination, and counters for the rehearsal.
  *
  * Why not a wrapper package: do-wrapper is unmaintained and hard-codes the URL; dots-wrapper takes an
  * endpoint but hides the response headers this client paces on, and retries nothing.
