@@ -3,6 +3,7 @@
  * made here, from data, and table-tested. Strings meet the shell only through shQuote.
  */
 import {createHash} from 'node:crypto'
+import path from 'node:path'
 import {installUrlProblem} from '../install-url.js'
 import {shQuote} from '../ssh/quote.js'
 import {fillTemplate} from '../templates.js'
@@ -95,14 +96,15 @@ export interface StdinFile {
  */
 export function writeFilesCommand(files: readonly StdinFile[]): string {
   if (files.length === 0) throw new Error('no files to write')
-  const dirs = [...new Set(files.map((f) => shQuote(f.path.replace(/\/[^/]*$/, '') || '/')))]
+  const dirOf = (f: StdinFile) => shQuote(path.posix.dirname(f.path))
+  const dirs = [...new Set(files.map(dirOf))]
   const sweep = `{ find ${dirs.join(' ')} -maxdepth 1 -type f -name '.belt.????????' -mmin +60 -exec rm -f {} + 2>/dev/null || true; }`
   const steps = files.map((f) => {
     if (!Number.isSafeInteger(f.size) || f.size < 0) throw new Error(`bad size ${f.size} for ${f.path}`)
     if (!/^[0-9a-f]{64}$/.test(f.sha256)) throw new Error(`bad SHA-256 for ${f.path}`)
     if (!Number.isInteger(f.mode) || f.mode < 0 || f.mode > 0o7777) throw new Error(`bad mode for ${f.path}`)
     const p = shQuote(f.path)
-    const dir = shQuote(f.path.replace(/\/[^/]*$/, '') || '/')
+    const dir = dirOf(f)
     const damaged = shQuote(`belt: ${f.path} arrived damaged (not the ${f.size} bytes sent) and was not replaced`)
     return (
       `t=$(mktemp ${dir}/.belt.XXXXXXXX) && ` +
