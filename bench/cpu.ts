@@ -7,8 +7,11 @@
  * on the empty store: oclif and a command), per host, and its peak RSS; then removes every host and stops the emulator. Needs root, after
  * `npm run build`:
  *
- *   node dist/bench/cpu.js [--count 10] [--subnet 10.224.0.0/16] [--profile DIR]
+ *   node dist/bench/cpu.js [--count 10] [--subnet 10.224.0.0/16] [--profile DIR] [--steps]
  *
+ * `--steps` also counts, per host, the protocol steps the belt process takes (SSH handshakes and
+ * commands, TLS connections and requests to the engines, API requests, record writes), through
+ * bench/step-counter.ts preloaded into it; bench/floor.ts prices each step.
  * `--profile DIR` runs the create under `node --cpu-prof --cpu-prof-dir DIR` (open the .cpuprofile
  * in Chrome's DevTools); profiling adds its own CPU, so quote figures from a run without it.
  */
@@ -16,6 +19,7 @@ import {spawn, spawnSync} from 'node:child_process'
 import {mkdtempSync, readFileSync, rmSync} from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
+import {pathToFileURL} from 'node:url'
 import {parseArgs} from 'node:util'
 
 const {values: opt} = parseArgs({
@@ -23,6 +27,7 @@ const {values: opt} = parseArgs({
     count: {type: 'string', default: '10'},
     subnet: {type: 'string', default: '10.224.0.0/16'},
     profile: {type: 'string'},
+    steps: {type: 'boolean', default: false},
   },
 })
 const count = Number(opt.count)
@@ -85,12 +90,18 @@ try {
     startups.push(v.user + v.sys)
   }
   const startup = startups.sort((a, b) => a - b)[1]!
-  const r = await timed(['create', '--driver', 'digitalocean', '--count', String(count), '--swarm'], env, opt.profile ? ['--cpu-prof', '--cpu-prof-dir', opt.profile] : [])
+  const stepsFile = path.join(dir, 'steps.json')
+  const nodeArgs = [...(opt.profile ? ['--cpu-prof', '--cpu-prof-dir', opt.profile] : []), ...(opt.steps ? ['--import', pathToFileURL(path.join(import.meta.dirname, 'step-counter.js')).href] : [])]
+  const r = await timed(['create', '--driver', 'digitalocean', '--count', String(count), '--swarm'], opt.steps ? {...env, BELT_STEP_COUNTS: stepsFile} : env, nodeArgs)
   const cpu = r.user + r.sys
   console.log(`belt create --driver digitalocean --count ${count} --swarm (DO emulator, local backing); ${os.cpus().length} CPUs; load ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`)
   console.log(`  exit ${r.code}, wall ${r.wall.toFixed(1)} s${opt.profile ? ` (profiled into ${opt.profile})` : ''}`)
   console.log(`  CPU ${r.user.toFixed(2)} s user + ${r.sys.toFixed(2)} s sys = ${cpu.toFixed(2)} s; start-up (belt ls, empty store) ${(startup * 1000).toFixed(0)} ms`)
   console.log(`  per host beyond start-up: ${(((cpu - startup) / count) * 1000).toFixed(0)} ms; peak RSS ${r.rssMb.toFixed(0)} MB`)
+  if (opt.steps) {
+    const steps = JSON.parse(readFileSync(stepsFile, 'utf8')) as Record<string, number>
+    console.log(`  steps per host (counted in this run): ${Object.entries(steps).map(([k, v]) => `${k} ${(v / count).toFixed(2)}`).join(', ')}`)
+  }
   if (r.code !== 0) console.log(r.stderr)
 } finally {
   const rm = spawnSync(process.execPath, [bin, 'rm', '-y', '--store', store, '*'], {env: {...process.env, DIGITALOCEAN_ACCESS_TOKEN: 'bench-token'}, encoding: 'utf8'})
